@@ -1,0 +1,59 @@
+# GPT-2 + LoRA / LoRI / PeriodicLoRA trainer, in the spirit of llm.c.
+#   make train_lori && ./train_lori     the main job (see README.md)
+#   make test                           the test suite (installs libcheck if it can)
+# Every program is one translation unit: the trainer includes its headers from lora/, data/, kernels/.
+
+CC      ?= gcc
+CFLAGS  ?= -O3
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-unused-function
+LDLIBS  += -lm
+HEADERS := $(wildcard lora/*.h data/*.h kernels/*.h)
+
+# OpenMP: used when the compiler supports it; everything builds (single-threaded) without it.
+OPENMP_OK := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
+ifeq ($(NO_OMP),1)
+  OPENMP_OK :=
+endif
+ifeq ($(OPENMP_OK),yes)
+  CFLAGS += -fopenmp -DOMP
+else
+  $(info OpenMP not found: building single-threaded)
+endif
+
+# libcheck (Debian package `check`), only for the tests.
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+
+TRAINERS := train_gpt2 train_lora train_lori train_plora
+TESTS    := test_gpt2 test_kernels test_tasks
+TOOLS    := make_tasks
+
+.PHONY: all test deps clean
+all: $(TRAINERS) $(TOOLS)
+
+train_gpt2: train_gpt2.c $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+train_lora: train_gpt2.c $(HEADERS)
+	$(CC) $(CFLAGS) -DDEFAULT_ADAPTER=\"lora\" -o $@ $< $(LDLIBS)
+train_lori: train_gpt2.c $(HEADERS)
+	$(CC) $(CFLAGS) -DDEFAULT_ADAPTER=\"lori\" -o $@ $< $(LDLIBS)
+train_plora: train_gpt2.c $(HEADERS)
+	$(CC) $(CFLAGS) -DDEFAULT_ADAPTER=\"plora\" -o $@ $< $(LDLIBS)
+
+make_tasks: data/make_tasks.c $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# ---- tests ----
+deps:
+	@sh dev/install_deps.sh
+
+test_%: test_%.c train_gpt2.c $(HEADERS) | deps
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory $(TESTS)
+	@sh dev/run_tests.sh $(TESTS)
+
+clean:
+	rm -f $(TRAINERS) $(TESTS) $(TOOLS)
+	rm -rf build
