@@ -1,0 +1,379 @@
+/* kernels/gemm.h - single-precision matrix product (sgemm) for the CPU trainer.
+ *
+ * Interface (row-major, BLAS-like):
+ *
+ *   C (M,N) = alpha * op(A) op(B) + beta * C       op(A) is (M,K), op(B) is (K,N)
+ *
+ *   static void gemm(char transA, char transB, int M, int N, int K, float alpha,
+ *                    const float *A, int lda, const float *B, int ldb,
+ *                    float beta, float *C, int ldc);
+ *   static void gemm_ref(...same arguments...);   plain triple loop: the reference
+ *   static const char *gemm_isa(void);            "avx512", "avx2" or "generic":
+ *                                                 what gemm() runs on this machine now
+ *   static int gemm_isa_supported(const char *isa);  1 if this build and CPU can run it
+ *
+ *   transA == 'N': A is stored (M,K) with row stride lda; 'T': A is stored (K,M).
+ *   Likewise transB: 'N' B is stored (K,N); 'T' B is stored (N,K). ldc is C's row stride.
+ *   beta == 0 ignores C's old contents (NaN in C does not propagate), as does BLAS;
+ *   alpha == 0 or K == 0 only scales C by beta.
+ *
+ * Usage. Include it in the one translation unit of a program; everything is static.
+ *   The trainer's linear layer, weight (OC,C), inp and out (B*T rows):
+ *     forward   out  (BT,OC) = inp (BT,C) . weightᵀ:   gemm('N','T', BT, OC, C,  1, inp,  C,  weight, C,  0, out,  OC);
+ *     backward  dinp (BT,C) += dout (BT,OC) . weight:   gemm('N','N', BT, C,  OC, 1, dout, OC, weight, C,  1, dinp, C);
+ *               dW   (OC,C) += doutᵀ . inp:            gemm('T','N', OC, C,  BT, 1, dout, OC, inp,    C,  1, dW,   C);
+ *   The instruction set is picked at run time (AVX-512, AVX2+FMA, else portable C); the
+ *   environment variable GEMM_ISA=generic|avx2|avx512 forces one (gemm() exits with a
+ *   message if this CPU lacks it), so the tests can run every path the machine supports.
+ *   Threads: OpenMP (omp_get_max_threads()) when compiled with -fopenmp, else one.
+ *   Results are deterministic and do not even depend on the thread count: every element
+ *   of C is summed by one thread, k in increasing order, in blocks of GEMM_KC.
+ *
+ * Method (Goto / BLIS): C is cut into a grid, one part per thread. Each thread, for each
+ * block of GEMM_NC columns and GEMM_KC steps of k, copies that block of op(B) into
+ * panels of NR columns (kc x NR, contiguous, zero-padded); then for each MR rows of
+ * op(A) it copies an MR x kc micro-panel and runs the microkernel over the B panels: an
+ * MR x NR tile of C held in registers, updated by kc rank-1 products (one broadcast of
+ * A, NR/width vector loads of B, fused multiply-adds). The A micro-panel stays in L1, the
+ * B block in L2. Edge tiles go through a full-size scratch tile, so every element of C
+ * sees the same arithmetic. Packing costs O(MK + KN) against O(MNK) multiply-adds.
+ */
+#ifndef GEMM_H
+#define GEMM_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+// Cache blocking. KC: rank of each block update (an A micro-panel of MR x KC is 12 KiB,
+// in L1). NC: columns of op(B) per packed block (KC x NC floats = 512 KiB, in L2).
+enum { GEMM_KC = 256, GEMM_NC = 512, GEMM_MR_MAX = 16, GEMM_NR_MAX = 32 };
+
+static void gemm_ref(char transA, char transB, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int ta = (transA == 'T' || transA == 't'), tb = (transB == 'T' || transB == 't');
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            float sum = 0.0f;
+            for (int k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                sum += a * b;
+            }
+            float *c = &C[(size_t)i * ldc + j];
+            *c = (beta == 0.0f) ? alpha * sum : alpha * sum + beta * *c;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// microkernels: c (MR,NR) [ldc] = alpha * sum_k a[k*MR + i] * b[k*NR + j] + beta * c
+// a and b are packed panels (64-byte aligned); beta == 0 does not read c.
+
+typedef void (*gemm_kernel_fn)(int kc, const float *a, const float *b, float *c, int ldc,
+                               float alpha, float beta);
+
+// portable: 4 x 8, written so that the compiler keeps the tile in vector registers
+// (two SSE registers per row on baseline x86-64, more with wider targets).
+static void gemm_kernel_generic(int kc, const float *restrict a, const float *restrict b,
+                                float *restrict c, int ldc, float alpha, float beta)
+{
+    enum { MR = 4, NR = 8 };
+    float acc[MR][NR] = {{0}};
+    for (int k = 0; k < kc; k++, a += MR, b += NR)
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++)
+                acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) {
+            float *p = &c[(size_t)i * ldc + j];
+            *p = (beta == 0.0f) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *p;
+        }
+}
+
+#ifdef GEMM_X86
+// AVX2 + FMA: 6 x 16, 12 ymm accumulators + 2 for B + 1 broadcast of 16 registers.
+__attribute__((target("avx2,fma")))
+static void gemm_kernel_avx2(int kc, const float *restrict a, const float *restrict b,
+                             float *restrict c, int ldc, float alpha, float beta)
+{
+    enum { MR = 6 };
+    __m256 c0[MR], c1[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++, a += MR, b += 16) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++, c += ldc) {
+        if (beta == 0.0f) {
+            _mm256_storeu_ps(c, _mm256_mul_ps(va, c0[i]));
+            _mm256_storeu_ps(c + 8, _mm256_mul_ps(va, c1[i]));
+        } else {
+            _mm256_storeu_ps(c, _mm256_fmadd_ps(va, c0[i], _mm256_mul_ps(vb, _mm256_loadu_ps(c))));
+            _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(va, c1[i], _mm256_mul_ps(vb, _mm256_loadu_ps(c + 8))));
+        }
+    }
+}
+
+// AVX-512: 12 x 32, 24 zmm accumulators + 2 for B; the broadcast folds into the FMA.
+__attribute__((target("avx512f,fma")))
+static void gemm_kernel_avx512(int kc, const float *restrict a, const float *restrict b,
+                               float *restrict c, int ldc, float alpha, float beta)
+{
+    enum { MR = 12 };
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++, a += MR, b += 32) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++, c += ldc) {
+        if (beta == 0.0f) {
+            _mm512_storeu_ps(c, _mm512_mul_ps(va, c0[i]));
+            _mm512_storeu_ps(c + 16, _mm512_mul_ps(va, c1[i]));
+        } else {
+            _mm512_storeu_ps(c, _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c))));
+            _mm512_storeu_ps(c + 16, _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + 16))));
+        }
+    }
+}
+#endif
+
+// ----------------------------------------------------------------------------
+// packing
+
+// op(A)[i0:i0+m, k0:k0+kc] -> dst[k*mr + i], rows m..mr-1 zero.
+static void gemm_pack_a(int ta, const float *A, int lda, int i0, int m, int k0, int kc,
+                        int mr, float *restrict dst)
+{
+    if (!ta) {
+        for (int i = 0; i < m; i++) {
+            const float *src = A + (size_t)(i0 + i) * lda + k0;
+            for (int k = 0; k < kc; k++) dst[k * mr + i] = src[k];
+        }
+    } else {
+        for (int k = 0; k < kc; k++) {
+            const float *src = A + (size_t)(k0 + k) * lda + i0;
+            for (int i = 0; i < m; i++) dst[k * mr + i] = src[i];
+        }
+    }
+    for (int k = 0; k < kc && m < mr; k++)
+        for (int i = m; i < mr; i++) dst[k * mr + i] = 0.0f;
+}
+
+// op(B)[k0:k0+kc, j0:j0+nc] -> panels of nr columns: panel p at dst + p*kc*nr holds
+// dst[k*nr + j] = op(B)[k0+k, j0+p*nr+j], columns past nc zero.
+static void gemm_pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int nc,
+                        int nr, float *restrict dst)
+{
+    for (int jr = 0; jr < nc; jr += nr, dst += (size_t)kc * nr) {
+        int n = nc - jr < nr ? nc - jr : nr;
+        if (!tb) {
+            for (int k = 0; k < kc; k++) {
+                const float *src = B + (size_t)(k0 + k) * ldb + j0 + jr;
+                for (int j = 0; j < n; j++) dst[k * nr + j] = src[j];
+            }
+        } else {
+            for (int j = 0; j < n; j++) {
+                const float *src = B + (size_t)(j0 + jr + j) * ldb + k0;
+                for (int k = 0; k < kc; k++) dst[k * nr + j] = src[k];
+            }
+        }
+        for (int k = 0; k < kc && n < nr; k++)
+            for (int j = n; j < nr; j++) dst[k * nr + j] = 0.0f;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// instruction-set dispatch
+
+typedef struct {
+    const char *name;
+    int mr, nr;
+    gemm_kernel_fn kernel;
+} gemm_impl;
+
+static const gemm_impl gemm_impls[] = {
+#ifdef GEMM_X86
+    {"avx512", 12, 32, gemm_kernel_avx512},
+    {"avx2", 6, 16, gemm_kernel_avx2},
+#endif
+    {"generic", 4, 8, gemm_kernel_generic},
+};
+enum { GEMM_NIMPLS = sizeof(gemm_impls) / sizeof(gemm_impls[0]) };
+
+static int gemm_isa_supported(const char *isa)
+{
+    if (strcmp(isa, "generic") == 0) return 1;
+#ifdef GEMM_X86
+    __builtin_cpu_init();
+    if (strcmp(isa, "avx2") == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (strcmp(isa, "avx512") == 0) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+#endif
+    return 0;
+}
+
+// The best implementation this CPU supports, or the one GEMM_ISA names (fatal if this
+// CPU or build lacks it: a forced path that silently ran another would fool a test).
+static const gemm_impl *gemm_select(void)
+{
+    const char *want = getenv("GEMM_ISA");
+    if (want && *want) {
+        for (int i = 0; i < GEMM_NIMPLS; i++)
+            if (strcmp(want, gemm_impls[i].name) == 0 && gemm_isa_supported(want)) return &gemm_impls[i];
+        fprintf(stderr, "gemm: GEMM_ISA=%s is not available on this CPU/build (have:", want);
+        for (int i = 0; i < GEMM_NIMPLS; i++)
+            if (gemm_isa_supported(gemm_impls[i].name)) fprintf(stderr, " %s", gemm_impls[i].name);
+        fprintf(stderr, ")\n");
+        exit(EXIT_FAILURE);
+    }
+    for (int i = 0; i < GEMM_NIMPLS; i++)
+        if (gemm_isa_supported(gemm_impls[i].name)) return &gemm_impls[i];
+    return &gemm_impls[GEMM_NIMPLS - 1];
+}
+
+static const char *gemm_isa(void) { return gemm_select()->name; }
+
+// ----------------------------------------------------------------------------
+// driver
+
+// One thread's part: C[0:M, 0:N] (pointers already offset), all of K.
+// bufa holds MR x KC floats, bufb KC x min(N, NC) rounded up to NR.
+static void gemm_part(const gemm_impl *im, int ta, int tb, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                      float *bufa, float *bufb)
+{
+    const int mr = im->mr, nr = im->nr;
+    _Alignas(64) float tile[GEMM_MR_MAX * GEMM_NR_MAX];
+    for (int jc = 0; jc < N; jc += GEMM_NC) {
+        int nc = N - jc < GEMM_NC ? N - jc : GEMM_NC;
+        for (int pc = 0; pc < K; pc += GEMM_KC) {
+            int kc = K - pc < GEMM_KC ? K - pc : GEMM_KC;
+            float bet = pc == 0 ? beta : 1.0f;  // later blocks accumulate onto the first
+            gemm_pack_b(tb, B, ldb, pc, kc, jc, nc, nr, bufb);
+            for (int ic = 0; ic < M; ic += mr) {
+                int m = M - ic < mr ? M - ic : mr;
+                gemm_pack_a(ta, A, lda, ic, m, pc, kc, mr, bufa);
+                for (int jr = 0; jr < nc; jr += nr) {
+                    int n = nc - jr < nr ? nc - jr : nr;
+                    float *c = C + (size_t)ic * ldc + jc + jr;
+                    const float *b = bufb + (size_t)jr * kc;
+                    if (m == mr && n == nr) {
+                        im->kernel(kc, bufa, b, c, ldc, alpha, bet);
+                    } else {  // edge: same kernel on a scratch tile
+                        if (bet != 0.0f)
+                            for (int i = 0; i < m; i++) memcpy(tile + i * nr, c + (size_t)i * ldc, n * sizeof(float));
+                        im->kernel(kc, bufa, b, tile, nr, alpha, bet);
+                        for (int i = 0; i < m; i++) memcpy(c + (size_t)i * ldc, tile + i * nr, n * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void gemm(char transA, char transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int ta = (transA == 'T' || transA == 't'), tb = (transB == 'T' || transB == 't');
+    if ((!ta && transA != 'N' && transA != 'n') || (!tb && transB != 'N' && transB != 'n')) {
+        fprintf(stderr, "gemm: transA/transB must be 'N' or 'T', got '%c' '%c'\n", transA, transB);
+        exit(EXIT_FAILURE);
+    }
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {  // C = beta * C
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float *c = &C[(size_t)i * ldc + j];
+                *c = beta == 0.0f ? 0.0f : beta * *c;
+            }
+        return;
+    }
+    const gemm_impl *im = gemm_select();
+    const int mr = im->mr, nr = im->nr;
+    const int mt = (M + mr - 1) / mr, nt = (N + nr - 1) / nr;  // tiles
+
+    // threads: at least ~2^18 multiply-adds each; grid tm x tn of parts minimising the
+    // packing each thread does (its rows of A + its columns of B), then preferring tn.
+    int nth = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel()) {
+        double work = (double)M * N * K / (1 << 18);
+        nth = omp_get_max_threads();
+        if (work < nth) nth = work < 1 ? 1 : (int)work;
+    }
+#endif
+    int tm = 1, tn = 1;
+    double best = 1e300;
+    for (int a = 1; a <= nth; a++) {
+        if (nth % a) continue;
+        int b = nth / a;
+        if (a > mt || b > nt) continue;
+        double cost = (double)M / a + (double)N / b;
+        if (cost < best || (cost == best && b > tn)) best = cost, tm = a, tn = b;
+    }
+    nth = tm * tn;
+
+    int ncmax = N < GEMM_NC ? N : GEMM_NC;
+    ncmax = (ncmax + nr - 1) / nr * nr;
+    if (ncmax > (nt + tn - 1) / tn * nr) ncmax = (nt + tn - 1) / tn * nr;
+    int kcmax = K < GEMM_KC ? K : GEMM_KC;
+    size_t pera = ((size_t)mr * kcmax + 15) / 16 * 16;  // floats, multiples of 64 bytes
+    size_t per = pera + ((size_t)kcmax * ncmax + 15) / 16 * 16;
+    float *buf = aligned_alloc(64, per * nth * sizeof(float));
+    if (!buf) {
+        fprintf(stderr, "gemm: out of memory (%zu bytes)\n", per * nth * sizeof(float));
+        exit(EXIT_FAILURE);
+    }
+
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nth) if (nth > 1)
+#endif
+    {
+        int t = 0, step = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num(), step = omp_get_num_threads();
+#endif
+        for (int p = t; p < nth; p += step) {
+            int pm = p / tn, pn = p % tn;
+            int i0 = (int)((long)mt * pm / tm) * mr, i1 = (int)((long)mt * (pm + 1) / tm) * mr;
+            int j0 = (int)((long)nt * pn / tn) * nr, j1 = (int)((long)nt * (pn + 1) / tn) * nr;
+            if (i1 > M) i1 = M;
+            if (j1 > N) j1 = N;
+            if (i0 >= i1 || j0 >= j1) continue;
+            const float *a = ta ? A + i0 : A + (size_t)i0 * lda;
+            const float *b = tb ? B + (size_t)j0 * ldb : B + j0;
+            float *bufa = buf + per * t, *bufb = bufa + pera;
+            gemm_part(im, ta, tb, i1 - i0, j1 - j0, K, alpha, a, lda, b, ldb, beta,
+                      C + (size_t)i0 * ldc + j0, ldc, bufa, bufb);
+        }
+    }
+    free(buf);
+}
+
+#endif  // GEMM_H
