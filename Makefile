@@ -5,7 +5,7 @@
 
 CC      ?= gcc
 CFLAGS  ?= -O3
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-unused-function
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-unused-function -Wno-format-truncation
 LDLIBS  += -lm
 HEADERS := $(wildcard lora/*.h data/*.h kernels/*.h)
 

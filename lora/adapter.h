@@ -1,0 +1,331 @@
+/*
+lora/adapter.h — one adapter mechanism for the linear layers of GPT-2, with three variants.
+
+An adapted linear computes  y = W x + b + s · B A drop(x),  A (r,in), B (out,r)  (METHODS.md §1).
+The low-rank path is written once (lowrank_forward/backward in kernels/layers.h, and the fast
+gemm-based version here); the variants differ only in the places marked VARIANT below:
+
+  variant   what trains          how A is drawn                   mask on B            stage boundary
+  LoRA      A and B              Kaiming-uniform (or gaussian)    none                 none
+  LoRI-D    B only (A frozen)    from a stored seed               none                 -> mask extraction
+  LoRI-S    B ⊙ M only           the same seed                    top-k |B| of LoRI-D  none
+  PLoRA     A and B              fresh Kaiming-uniform per stage  none                 unload into W, re-init
+
+Usage (the trainer does this):
+    Adapter ad; adapter_create(&ad, &cfg, L, C);   // A drawn, B = 0: the model is exactly the base
+    adapter_alloc_acts(&ad, B*T);
+    ... in the model: adapter_forward(&ad, l, t, out, inp, N) after the base matmul,
+                      adapter_backward(&ad, l, t, dinp, dout, inp, N) next to its backward
+    adapter_fold(&ad, slot, W, +1)                  // merge W += s B A (-1 unmerges)
+Parameters of all slots live in one buffer: every A first (slot order), then every B.
+Slots are (layer, target) pairs in order l = 0..L-1, t = qkv, attn_proj, fc, fc_proj.
+*/
+#ifndef LORA_ADAPTER_H
+#define LORA_ADAPTER_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { ADAPTER_NONE = 0, ADAPTER_LORA = 1, ADAPTER_LORI = 2, ADAPTER_PLORA = 3 } AdapterKind;
+enum { T_QKV = 0, T_ATTPROJ = 1, T_FC = 2, T_FCPROJ = 3, NUM_TARGETS = 4 };
+typedef enum { INIT_KAIMING = 0, INIT_GAUSSIAN = 1 } AdapterInit;
+typedef enum { MASK_MODEL = 0, MASK_LAYER = 1, MASK_MATRIX = 2, MASK_RANDOM = 3 } MaskMode;
+
+static const char *adapter_kind_names[] = {"none", "lora", "lori", "plora"};
+static const char *target_names[NUM_TARGETS] = {"qkv", "attn_proj", "fc", "fc_proj"};
+static const char *mask_mode_names[] = {"model", "layer", "matrix", "random"};
+
+typedef struct {
+    AdapterKind kind;
+    int rank;
+    float alpha;
+    int rslora;        // 1: s = alpha / sqrt(r) (rsLoRA); 0: s = alpha / r
+    float dropout;     // on the adapter's input only
+    int targets;       // bitmask over T_QKV..T_FCPROJ
+    AdapterInit init;  // A's distribution
+    uint64_t seed;     // A's seed: A is a pure function of (seed, init, slot, shape)
+} AdapterConfig;
+
+typedef struct {
+    AdapterConfig cfg;
+    int L, C;
+    float scale;              // s
+    int nslots;
+    int slot_of[1024][NUM_TARGETS]; // (layer, target) -> slot, or -1
+    int *slot_layer, *slot_target, *slot_in, *slot_out;
+    size_t *a_off, *b_off;    // offsets into params / grads
+    size_t nA, nB;            // all A's, all B's
+    float *params;            // (nA + nB): A's then B's
+    float *grads;             // (nA + nB)
+    // LoRI-S: the mask over B, as the sorted list of kept B indices (relative to the B region)
+    uint8_t *mask;            // (nB,) 1 = trainable, NULL = dense
+    uint32_t *kept;
+    size_t nkept;
+    // activations (allocated for N = B*T rows)
+    int N;
+    float *u;                 // (nslots, N, r): drop(x) A^T, saved by the forward
+    float *drop;              // (nslots, N, in_max): dropout multipliers, only when dropout > 0
+    float *xd;                // (N, 4C) scratch: drop(x)
+    float *du;                // (N, r) scratch
+    float *tmp;               // (N, 4C) scratch
+    int training;             // dropout is active only while training
+    uint64_t drop_rng;
+    int stage;                // PLoRA: number of unloads done
+} Adapter;
+
+static float adapter_scale(const AdapterConfig *c) {
+    return c->rslora ? c->alpha / sqrtf((float)c->rank) : c->alpha / (float)c->rank;
+}
+
+// VARIANT: which factors train. LoRI freezes A.
+static int adapter_trains_A(const Adapter *ad) { return ad->cfg.kind != ADAPTER_LORI; }
+
+static float *adapter_A(const Adapter *ad, int s) { return ad->params + ad->a_off[s]; }
+static float *adapter_B(const Adapter *ad, int s) { return ad->params + ad->nA + ad->b_off[s]; }
+
+// Box-Muller normal from the project's generator (splitmix64, data/dataloader.h)
+static float rng_normal(uint64_t *state) {
+    float u1 = rng_uniform(state), u2 = rng_uniform(state);
+    if (u1 < 1e-12f) u1 = 1e-12f;
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
+}
+
+// VARIANT: how A is drawn. Kaiming-uniform with a = sqrt(5) is U(-1/sqrt(in), 1/sqrt(in)) (PEFT, loralib);
+// gaussian is N(0, std = 1/r) as PEFT's init_lora_weights="gaussian". Each slot has its own stream
+// derived from (seed, layer, target), so A of a layer does not depend on which other layers are adapted.
+static void adapter_draw_A(Adapter *ad, int s, uint64_t seed) {
+    uint64_t rng = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(ad->slot_layer[s] * NUM_TARGETS + ad->slot_target[s] + 1));
+    splitmix64(&rng);
+    float *A = adapter_A(ad, s);
+    int in = ad->slot_in[s], r = ad->cfg.rank;
+    float bound = 1.0f / sqrtf((float)in), std = 1.0f / (float)r;
+    for (size_t i = 0; i < (size_t)r * in; i++)
+        A[i] = ad->cfg.init == INIT_KAIMING ? (2.0f * rng_uniform(&rng) - 1.0f) * bound : std * rng_normal(&rng);
+}
+
+static void adapter_free(Adapter *ad) {
+    free(ad->slot_layer); free(ad->slot_target); free(ad->slot_in); free(ad->slot_out);
+    free(ad->a_off); free(ad->b_off); free(ad->params); free(ad->grads);
+    free(ad->mask); free(ad->kept); free(ad->u); free(ad->drop); free(ad->xd); free(ad->du); free(ad->tmp);
+    memset(ad, 0, sizeof(*ad));
+}
+
+// Returns 0, or -1 with a message in err. A is drawn from cfg->seed, B = 0.
+static int adapter_create(Adapter *ad, const AdapterConfig *cfg, int L, int C, char *err, size_t errlen) {
+    memset(ad, 0, sizeof(*ad));
+    if (cfg->rank <= 0) { snprintf(err, errlen, "--rank must be > 0 (got %d)", cfg->rank); return -1; }
+    if (cfg->rank > C) { snprintf(err, errlen, "--rank %d is above the layer width %d", cfg->rank, C); return -1; }
+    if (!(cfg->alpha > 0) || !isfinite(cfg->alpha)) { snprintf(err, errlen, "--alpha must be > 0"); return -1; }
+    if (!(cfg->dropout >= 0 && cfg->dropout < 1)) { snprintf(err, errlen, "--dropout must be in [0,1)"); return -1; }
+    if ((cfg->targets & 15) == 0) { snprintf(err, errlen, "--targets selects no layer"); return -1; }
+    if (L <= 0 || L > 1024) { snprintf(err, errlen, "adapter: bad layer count %d", L); return -1; }
+    ad->cfg = *cfg;
+    ad->L = L; ad->C = C;
+    ad->scale = adapter_scale(cfg);
+    int n = 0;
+    for (int l = 0; l < L; l++)
+        for (int t = 0; t < NUM_TARGETS; t++) ad->slot_of[l][t] = (cfg->targets >> t) & 1 ? n++ : -1;
+    ad->nslots = n;
+    ad->slot_layer = calloc((size_t)n, sizeof(int)); ad->slot_target = calloc((size_t)n, sizeof(int));
+    ad->slot_in = calloc((size_t)n, sizeof(int)); ad->slot_out = calloc((size_t)n, sizeof(int));
+    ad->a_off = calloc((size_t)n, sizeof(size_t)); ad->b_off = calloc((size_t)n, sizeof(size_t));
+    static const int in_mult[NUM_TARGETS] = {1, 1, 1, 4}, out_mult[NUM_TARGETS] = {3, 1, 4, 1};
+    int r = cfg->rank;
+    for (int l = 0; l < L; l++) {
+        for (int t = 0; t < NUM_TARGETS; t++) {
+            int s = ad->slot_of[l][t];
+            if (s < 0) continue;
+            ad->slot_layer[s] = l; ad->slot_target[s] = t;
+            ad->slot_in[s] = in_mult[t] * C; ad->slot_out[s] = out_mult[t] * C;
+            ad->a_off[s] = ad->nA; ad->nA += (size_t)r * ad->slot_in[s];
+            ad->b_off[s] = ad->nB; ad->nB += (size_t)ad->slot_out[s] * r;
+        }
+    }
+    ad->params = calloc(ad->nA + ad->nB, sizeof(float));
+    ad->grads = calloc(ad->nA + ad->nB, sizeof(float));
+    if (!ad->params || !ad->grads) { snprintf(err, errlen, "adapter: out of memory"); adapter_free(ad); return -1; }
+    for (int s = 0; s < n; s++) adapter_draw_A(ad, s, cfg->seed);
+    return 0;
+}
+
+static int adapter_alloc_acts(Adapter *ad, int N) {
+    if (ad->N >= N) return 0;
+    free(ad->u); free(ad->drop); free(ad->xd); free(ad->du); free(ad->tmp);
+    ad->N = N;
+    size_t r = (size_t)ad->cfg.rank, C4 = 4 * (size_t)ad->C;
+    ad->u = malloc(sizeof(float) * ad->nslots * N * r);
+    ad->xd = malloc(sizeof(float) * N * C4);
+    ad->du = malloc(sizeof(float) * N * r);
+    ad->tmp = malloc(sizeof(float) * N * C4);
+    ad->drop = ad->cfg.dropout > 0 ? malloc(sizeof(float) * ad->nslots * N * C4) : NULL;
+    if (!ad->u || !ad->xd || !ad->du || !ad->tmp || (ad->cfg.dropout > 0 && !ad->drop)) return -1;
+    return 0;
+}
+
+// Trainable element count: what the optimizer keeps state for.
+static size_t adapter_num_trainable(const Adapter *ad) {
+    size_t nb = ad->mask ? ad->nkept : ad->nB;
+    return (adapter_trains_A(ad) ? ad->nA : 0) + nb;
+}
+
+// ----------------------------------------------------------------------------
+// forward / backward of one adapted linear (the base matmul is done by the caller)
+
+// out (N,out) += s · drop(inp) A^T B^T for slot (l,t); no-op when (l,t) is not adapted
+static void adapter_forward(Adapter *ad, int l, int t, float *out, const float *inp, int N) {
+    int s = ad->slot_of[l][t];
+    if (s < 0) return;
+    int in = ad->slot_in[s], o = ad->slot_out[s], r = ad->cfg.rank;
+    float *u = ad->u + (size_t)s * ad->N * r;
+    const float *x = inp;
+    if (ad->drop && ad->training) {
+        // inverted dropout on the adapter's input; the multipliers are kept for the backward
+        float *dm = ad->drop + (size_t)s * ad->N * 4 * ad->C;
+        float keep = 1.0f - ad->cfg.dropout, inv = 1.0f / keep;
+        for (size_t i = 0; i < (size_t)N * in; i++) {
+            dm[i] = rng_uniform(&ad->drop_rng) < keep ? inv : 0.0f;
+            ad->xd[i] = inp[i] * dm[i];
+        }
+        x = ad->xd;
+    }
+    gemm('N', 'T', N, r, in, 1.0f, x, in, adapter_A(ad, s), in, 0.0f, u, r);          // u = x A^T
+    gemm('N', 'T', N, o, r, ad->scale, u, r, adapter_B(ad, s), r, 1.0f, out, o);      // out += s u B^T
+}
+
+// dinp (N,in) += the adapter's input gradient (skipped when dinp is NULL); accumulates dA, dB.
+static void adapter_backward(Adapter *ad, int l, int t, float *dinp, const float *dout, const float *inp, int N) {
+    int s = ad->slot_of[l][t];
+    if (s < 0) return;
+    int in = ad->slot_in[s], o = ad->slot_out[s], r = ad->cfg.rank;
+    const float *u = ad->u + (size_t)s * ad->N * r;
+    const float *A = adapter_A(ad, s), *B = adapter_B(ad, s);
+    float *dA = ad->grads + ad->a_off[s], *dB = ad->grads + ad->nA + ad->b_off[s];
+    const float *dm = (ad->drop && ad->training) ? ad->drop + (size_t)s * ad->N * 4 * ad->C : NULL;
+    gemm('T', 'N', o, r, N, ad->scale, dout, o, u, r, 1.0f, dB, r);                   // dB += s dout^T u
+    gemm('N', 'N', N, r, o, ad->scale, dout, o, B, r, 0.0f, ad->du, r);               // du = s dout B
+    if (adapter_trains_A(ad)) {                                                      // dA += du^T drop(x)
+        const float *x = inp;
+        if (dm) { for (size_t i = 0; i < (size_t)N * in; i++) ad->xd[i] = inp[i] * dm[i]; x = ad->xd; }
+        gemm('T', 'N', r, in, N, 1.0f, ad->du, r, x, in, 1.0f, dA, in);
+    }
+    if (dinp) {                                                                      // dinp += (du A) * drop
+        if (dm) {
+            gemm('N', 'N', N, in, r, 1.0f, ad->du, r, A, in, 0.0f, ad->tmp, in);
+            for (size_t i = 0; i < (size_t)N * in; i++) dinp[i] += ad->tmp[i] * dm[i];
+        } else {
+            gemm('N', 'N', N, in, r, 1.0f, ad->du, r, A, in, 1.0f, dinp, in);
+        }
+    }
+}
+
+// W (out,in) += factor · s · B A for slot s: merge (+1), unmerge (-1), PLoRA's unload (1 - m)
+static void adapter_fold(const Adapter *ad, int s, float *W, float factor) {
+    int in = ad->slot_in[s], o = ad->slot_out[s], r = ad->cfg.rank;
+    gemm('N', 'N', o, in, r, factor * ad->scale, adapter_B(ad, s), r, adapter_A(ad, s), in, 1.0f, W, in);
+}
+
+// ----------------------------------------------------------------------------
+// VARIANT (LoRI-S): the mask on B
+
+// Installs a mask (nB bytes, 1 = trainable). With zero_outside, B outside it is zeroed so B ⊙ M holds
+// from now on (LoRI-S); without, entries outside keep their values and stay frozen (continual learning:
+// an earlier task's entries outside the new task's mask stay bit-identical).
+static void adapter_set_mask(Adapter *ad, const uint8_t *mask, int zero_outside) {
+    free(ad->mask); free(ad->kept);
+    ad->mask = malloc(ad->nB ? ad->nB : 1);
+    memcpy(ad->mask, mask, ad->nB);
+    ad->nkept = 0;
+    for (size_t i = 0; i < ad->nB; i++) ad->nkept += mask[i] != 0;
+    ad->kept = malloc(sizeof(uint32_t) * (ad->nkept ? ad->nkept : 1));
+    size_t k = 0;
+    float *B = ad->params + ad->nA;
+    for (size_t i = 0; i < ad->nB; i++) {
+        if (mask[i]) ad->kept[k++] = (uint32_t)i;
+        else if (zero_outside) B[i] = 0.0f;
+    }
+}
+
+typedef struct { float mag; uint32_t idx; } MagIdx;
+static int magidx_desc(const void *a, const void *b) {
+    const MagIdx *x = a, *y = b;
+    if (x->mag != y->mag) return x->mag < y->mag ? 1 : -1;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx);  // ties: lower index first, deterministic
+}
+
+// Marks the top round((1-sparsity)·n) entries by |B| among B-region entries [lo, hi) into mask.
+static void mask_topk_range(const float *B, size_t lo, size_t hi, float sparsity, uint8_t *mask) {
+    size_t n = hi - lo, keep = (size_t)llround((1.0 - sparsity) * (double)n);
+    MagIdx *m = malloc(sizeof(MagIdx) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) { m[i].mag = fabsf(B[lo + i]); m[i].idx = (uint32_t)(lo + i); }
+    qsort(m, n, sizeof(MagIdx), magidx_desc);
+    for (size_t i = 0; i < keep; i++) mask[m[i].idx] = 1;
+    free(m);
+}
+
+// Builds a LoRI-S mask from the current (LoRI-D) B: top-k by magnitude model-wise (one global
+// threshold, the official code's default), layer-wise or matrix-wise; or random (each entry kept
+// with probability 1 - sparsity: NOT the paper's method, offered for comparison). Caller frees.
+static uint8_t *adapter_make_mask(const Adapter *ad, MaskMode mode, float sparsity, uint64_t seed) {
+    uint8_t *mask = calloc(ad->nB ? ad->nB : 1, 1);
+    const float *B = ad->params + ad->nA;
+    if (mode == MASK_RANDOM) {
+        uint64_t rng = seed ^ 0x243F6A8885A308D3ull;
+        for (size_t i = 0; i < ad->nB; i++) mask[i] = rng_uniform(&rng) >= sparsity;
+    } else if (mode == MASK_MODEL) {
+        mask_topk_range(B, 0, ad->nB, sparsity, mask);
+    } else if (mode == MASK_MATRIX) {
+        for (int s = 0; s < ad->nslots; s++)
+            mask_topk_range(B, ad->b_off[s], ad->b_off[s] + (size_t)ad->slot_out[s] * ad->cfg.rank, sparsity, mask);
+    } else { // MASK_LAYER: slots of one layer are contiguous in the B region
+        for (int l = 0; l < ad->L; l++) {
+            size_t lo = (size_t)-1, hi = 0;
+            for (int t = 0; t < NUM_TARGETS; t++) {
+                int s = ad->slot_of[l][t];
+                if (s < 0) continue;
+                if (ad->b_off[s] < lo) lo = ad->b_off[s];
+                size_t e = ad->b_off[s] + (size_t)ad->slot_out[s] * ad->cfg.rank;
+                if (e > hi) hi = e;
+            }
+            if (hi > 0) mask_topk_range(B, lo, hi, sparsity, mask);
+        }
+    }
+    return mask;
+}
+
+// ----------------------------------------------------------------------------
+// VARIANT (PLoRA): the stage boundary. Unloads (1 - m) of s·B A into the base weights and keeps
+// m · s·B A in the adapter by scaling A and B each by sqrt(m): the function is preserved.
+// m = 0 is the plain unload: A redrawn (a fresh seed per stage), B = 0; the caller resets the
+// optimizer moments. W_of(slot) gives the base weight matrix of a slot.
+static void plora_unload(Adapter *ad, float *(*W_of)(void *ctx, int layer, int target), void *ctx, float m) {
+    for (int s = 0; s < ad->nslots; s++)
+        adapter_fold(ad, s, W_of(ctx, ad->slot_layer[s], ad->slot_target[s]), 1.0f - m);
+    ad->stage++;
+    if (m > 0) {
+        float k = sqrtf(m);
+        for (size_t i = 0; i < ad->nA + ad->nB; i++) ad->params[i] *= k;
+    } else {
+        memset(ad->params + ad->nA, 0, sizeof(float) * ad->nB);
+        for (int s = 0; s < ad->nslots; s++) adapter_draw_A(ad, s, ad->cfg.seed + 1000003ull * (uint64_t)ad->stage);
+    }
+}
+
+// Parses "qkv,attn_proj,fc,fc_proj" (or "all") into a bitmask; -1 on an unknown name.
+static int parse_targets(const char *s) {
+    if (strcmp(s, "all") == 0) return 15;
+    int mask = 0;
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        int found = -1;
+        for (int t = 0; t < NUM_TARGETS; t++) if (strcmp(tok, target_names[t]) == 0) found = t;
+        if (found < 0) return -1;
+        mask |= 1 << found;
+    }
+    return mask;
+}
+
+#endif // LORA_ADAPTER_H
