@@ -1,0 +1,278 @@
+/*
+test_adapter_io.c — the adapter file (lora/adapter_file.h), the LoRI mask file, PEFT export/import
+(lora/peft.h) and merging (lora/merge.h). libcheck; run ./test_adapter_io (exit status != 0 on failure).
+*/
+#include <check.h>
+#include <sys/stat.h>
+#include "data/dataloader.h"
+#include "kernels/gemm.h"
+#include "lora/adapter.h"
+#include "lora/adapter_file.h"
+
+static char tmpdir[256];
+static char errbuf[1024];
+
+static void setup_tmpdir(void) {
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_adapter_io_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+static const char *tpath(const char *name) {
+    static char p[4][512];
+    static int i = 0;
+    i = (i + 1) % 4;
+    snprintf(p[i], sizeof(p[i]), "%s/%s", tmpdir, name);
+    return p[i];
+}
+
+// A small adapter (L=3, C=8) with random A and B of the given kind.
+static void make_adapter(Adapter *ad, AdapterKind kind, int rank, int targets, uint64_t seed) {
+    AdapterConfig cfg = {.kind = kind, .rank = rank, .alpha = 16.0f, .rslora = 0, .dropout = 0.05f,
+                         .targets = targets, .init = INIT_KAIMING, .seed = seed};
+    ck_assert_int_eq(adapter_create(ad, &cfg, 3, 8, errbuf, sizeof(errbuf)), 0);
+    uint64_t rng = seed * 7 + 1;
+    float *B = ad->params + ad->nA;
+    for (size_t i = 0; i < ad->nB; i++) B[i] = 2.0f * rng_uniform(&rng) - 1.0f;
+    if (kind != ADAPTER_LORI)
+        for (size_t i = 0; i < ad->nA; i++) ad->params[i] += 0.01f * (rng_uniform(&rng) - 0.5f);  // trained A
+}
+
+static void assert_same_adapter(const Adapter *a, const Adapter *b) {
+    ck_assert_int_eq(a->cfg.kind, b->cfg.kind);
+    ck_assert_int_eq(a->cfg.rank, b->cfg.rank);
+    ck_assert(a->cfg.alpha == b->cfg.alpha);
+    ck_assert(a->cfg.dropout == b->cfg.dropout);
+    ck_assert_int_eq(a->cfg.rslora, b->cfg.rslora);
+    ck_assert_int_eq(a->cfg.targets, b->cfg.targets);
+    ck_assert_int_eq(a->cfg.init, b->cfg.init);
+    ck_assert(a->cfg.seed == b->cfg.seed);
+    ck_assert_int_eq(a->L, b->L); ck_assert_int_eq(a->C, b->C);
+    ck_assert_int_eq(a->nslots, b->nslots);
+    ck_assert_int_eq(a->stage, b->stage);
+    ck_assert_uint_eq(a->nA, b->nA); ck_assert_uint_eq(a->nB, b->nB);
+    ck_assert(memcmp(a->params, b->params, sizeof(float) * (a->nA + a->nB)) == 0);
+    ck_assert_int_eq(a->mask != NULL, b->mask != NULL);
+    if (a->mask) {
+        ck_assert(memcmp(a->mask, b->mask, a->nB) == 0);
+        ck_assert_uint_eq(a->nkept, b->nkept);
+        ck_assert(memcmp(a->kept, b->kept, sizeof(uint32_t) * a->nkept) == 0);
+    }
+}
+
+static long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static void roundtrip(const Adapter *ad, const char *name, const char *cfgstr) {
+    const char *p = tpath(name);
+    ck_assert_msg(adapter_save(ad, p, cfgstr, errbuf, sizeof(errbuf)) == 0, "%s", errbuf);
+    ck_assert_int_eq(file_size(p), (long)adapter_file_bytes(ad, strlen(cfgstr)));
+    Adapter back;
+    char *cs = NULL;
+    ck_assert_msg(adapter_load_ex(&back, p, ad->L, ad->C, &cs, errbuf, sizeof(errbuf)) == 0, "%s", errbuf);
+    assert_same_adapter(ad, &back);
+    ck_assert_str_eq(cs, cfgstr);
+    free(cs);
+    adapter_free(&back);
+}
+
+// ----------------------------------------------------------------------------
+// own format
+
+START_TEST(test_roundtrip_lora) {
+    Adapter ad; make_adapter(&ad, ADAPTER_LORA, 4, 15, 11);
+    ad.cfg.rslora = 1;
+    roundtrip(&ad, "lora.bin", "./train_lora --rank 4 --alpha 16");
+    ck_assert(!adapter_A_is_seeded(&ad));
+    adapter_free(&ad);
+} END_TEST
+
+START_TEST(test_roundtrip_lori_d) {
+    Adapter ad; make_adapter(&ad, ADAPTER_LORI, 4, 5, 12);  // qkv + fc
+    ck_assert(adapter_A_is_seeded(&ad));
+    roundtrip(&ad, "lori_d.bin", "");
+    // A is not stored: the file is header + B
+    ck_assert_int_eq(file_size(tpath("lori_d.bin")), 1024 + 4 * (long)ad.nB);
+    adapter_free(&ad);
+} END_TEST
+
+START_TEST(test_roundtrip_lori_gaussian) {
+    Adapter ad;
+    AdapterConfig cfg = {.kind = ADAPTER_LORI, .rank = 2, .alpha = 4.0f, .targets = 15, .init = INIT_GAUSSIAN, .seed = 0xDEADBEEFCAFEull};
+    ck_assert_int_eq(adapter_create(&ad, &cfg, 3, 8, errbuf, sizeof(errbuf)), 0);
+    ad.params[ad.nA + 3] = 0.5f;
+    roundtrip(&ad, "lori_g.bin", "gaussian");
+    adapter_free(&ad);
+} END_TEST
+
+START_TEST(test_roundtrip_lori_s) {
+    Adapter ad; make_adapter(&ad, ADAPTER_LORI, 4, 15, 13);
+    uint8_t *mask = adapter_make_mask(&ad, MASK_MODEL, 0.9f, 0);
+    adapter_set_mask(&ad, mask, 1);
+    ck_assert_int_eq(adapter_B_storage(&ad), B_SPARSE);
+    roundtrip(&ad, "lori_s.bin", "lori-s");
+    // sparse file == dense adapter after load: every B entry, masked ones exactly 0
+    Adapter back;
+    ck_assert_int_eq(adapter_load(&back, tpath("lori_s.bin"), 3, 8, errbuf, sizeof(errbuf)), 0);
+    for (size_t i = 0; i < ad.nB; i++) {
+        ck_assert(back.params[back.nA + i] == ad.params[ad.nA + i]);
+        if (!mask[i]) ck_assert(back.params[back.nA + i] == 0.0f);
+    }
+    ck_assert_int_eq(file_size(tpath("lori_s.bin")), 1024 + 6 + 8 * (long)ad.nkept);
+    ck_assert_int_eq((long)adapter_file_bytes_lora(&ad, 6), 1024 + 6 + 4 * (long)(ad.nA + ad.nB));
+    adapter_free(&back);
+    // the mask file alone
+    ck_assert_msg(mask_save(&ad, mask, tpath("mask.bin"), errbuf, sizeof(errbuf)) == 0, "%s", errbuf);
+    uint8_t *m2 = NULL;
+    ck_assert_msg(mask_load(&ad, tpath("mask.bin"), &m2, errbuf, sizeof(errbuf)) == 0, "%s", errbuf);
+    ck_assert(memcmp(mask, m2, ad.nB) == 0);
+    free(m2);
+    // a mask for other shapes is refused
+    Adapter other; make_adapter(&other, ADAPTER_LORI, 2, 15, 13);
+    ck_assert_int_eq(mask_load(&other, tpath("mask.bin"), &m2, errbuf, sizeof(errbuf)), -1);
+    ck_assert(strstr(errbuf, "rank") != NULL);
+    adapter_free(&other);
+    free(mask);
+    adapter_free(&ad);
+} END_TEST
+
+START_TEST(test_roundtrip_lori_s_continual) {
+    // stage 2 of continual LoRI-S: nonzero stage-1 entries outside the new mask are kept (dense + mask)
+    Adapter ad; make_adapter(&ad, ADAPTER_LORI, 4, 15, 14);
+    float *B = ad.params + ad.nA;
+    float *saved = malloc(sizeof(float) * ad.nB);
+    memcpy(saved, B, sizeof(float) * ad.nB);
+    uint8_t *mask = adapter_make_mask(&ad, MASK_RANDOM, 0.9f, 5);
+    adapter_set_mask(&ad, mask, 1);
+    memcpy(B, saved, sizeof(float) * ad.nB);
+    ck_assert_int_eq(adapter_B_storage(&ad), B_DENSE_MASKED);
+    roundtrip(&ad, "lori_s2.bin", "stage 2");
+    free(saved); free(mask);
+    adapter_free(&ad);
+} END_TEST
+
+START_TEST(test_roundtrip_plora) {
+    Adapter ad; make_adapter(&ad, ADAPTER_PLORA, 3, 10, 15);
+    ad.stage = 7;
+    roundtrip(&ad, "plora.bin", "plora stage 7");
+    adapter_free(&ad);
+} END_TEST
+
+START_TEST(test_atomic_save) {
+    Adapter ad; make_adapter(&ad, ADAPTER_LORA, 2, 1, 16);
+    const char *p = tpath("atomic.bin");
+    ck_assert_int_eq(adapter_save(&ad, p, "v1", errbuf, sizeof(errbuf)), 0);
+    long before = file_size(p);
+    // a NaN is refused and leaves the old file intact
+    ad.params[ad.nA + 1] = NAN;
+    ck_assert_int_eq(adapter_save(&ad, p, "v2", errbuf, sizeof(errbuf)), -1);
+    ck_assert(strstr(errbuf, "not finite") != NULL);
+    ck_assert_int_eq(file_size(p), before);
+    // a directory that does not exist: error, nothing written
+    ck_assert_int_eq(adapter_save(&ad, "/nonexistent_dir_xyz/a.bin", "", errbuf, sizeof(errbuf)), -1);
+    ck_assert(strstr(errbuf, "/nonexistent_dir_xyz/a.bin") != NULL);
+    adapter_free(&ad);
+} END_TEST
+
+// Loads a file that was modified by `edit`; expects refusal with `needle` in the message.
+static uint8_t *slurp(const char *p, size_t *n) { return read_whole_file(p, n, errbuf, sizeof(errbuf)); }
+static void spit(const char *p, const void *b, size_t n) { FILE *f = fopen(p, "wb"); fwrite(b, 1, n, f); fclose(f); }
+static void expect_refused(const char *p, int L, int C, const char *needle) {
+    Adapter ad;
+    ck_assert_int_eq(adapter_load(&ad, p, L, C, errbuf, sizeof(errbuf)), -1);
+    ck_assert_msg(strstr(errbuf, needle) != NULL, "message '%s' lacks '%s'", errbuf, needle);
+    ck_assert_msg(strstr(errbuf, p) != NULL, "message '%s' does not name the file", errbuf);
+}
+
+START_TEST(test_refuses_bad_files) {
+    Adapter ad; make_adapter(&ad, ADAPTER_LORA, 4, 15, 17);
+    const char *good = tpath("good.bin"), *bad = tpath("bad.bin");
+    ck_assert_int_eq(adapter_save(&ad, good, "cfg", errbuf, sizeof(errbuf)), 0);
+    size_t n; uint8_t *b = slurp(good, &n);
+    int32_t *h = (int32_t *)b;
+    uint8_t *c = malloc(n + 8);
+#define EDIT(stmt, L_, C_, needle) do { memcpy(c, b, n); size_t m = n; stmt; spit(bad, c, m); expect_refused(bad, L_, C_, needle); } while (0)
+    int32_t *hc = (int32_t *)c;
+    EDIT((void)0, 4, 8, "layers");                 // base has 4 layers
+    EDIT((void)0, 3, 16, "width");                 // base has C = 16
+    EDIT(hc[0] = 1234, 3, 8, "magic");
+    EDIT(hc[1] = 99, 3, 8, "version");
+    EDIT(hc[3] = 0, 3, 8, "rank");
+    EDIT(hc[3] = 9, 3, 8, "rank");                 // above C
+    EDIT(hc[2] = 7, 3, 8, "kind");
+    EDIT(hc[7] = 0, 3, 8, "targets");
+    EDIT(hc[7] = 3, 3, 8, "slots");                // targets changed: slot count no longer matches
+    EDIT(hc[13] = 11, 3, 8, "slots");
+    EDIT(hc[100] = 1, 3, 8, "reserved");
+    EDIT({ float a = NAN; memcpy(&hc[4], &a, 4); }, 3, 8, "alpha");
+    EDIT(m = n - 1, 3, 8, "truncated");
+    EDIT(m = 500, 3, 8, "too short");
+    EDIT({ c[n] = 0; m = n + 1; }, 3, 8, "trailing");
+    EDIT({ float v = NAN; memcpy(c + n - 4, &v, 4); }, 3, 8, "not finite");                  // last B value
+    EDIT({ float v = INFINITY; memcpy(c + 1024 + 3 + 40, &v, 4); }, 3, 8, "not finite");    // an A value
+    EDIT(hc[17] = 2, 3, 8, "trailing");            // config length disagrees with the body
+    EDIT(c[1025] = 0, 3, 8, "NUL");
+    (void)h;
+    free(b);
+    // sparse files: bad indices
+    uint8_t *mask = adapter_make_mask(&ad, MASK_MODEL, 0.5f, 0);
+    ad.cfg.kind = ADAPTER_LORI;
+    adapter_set_mask(&ad, mask, 1);
+    ck_assert_int_eq(adapter_save(&ad, good, "", errbuf, sizeof(errbuf)), 0);
+    b = slurp(good, &n);
+    c = realloc(c, n + 8);
+    hc = (int32_t *)c;
+    size_t base = 1024 + 4 * ad.nA;  // A dense (trained), then indices
+    EDIT({ uint32_t v = (uint32_t)ad.nB; memcpy(c + base + 4, &v, 4); }, 3, 8, "out of range");
+    EDIT({ uint32_t v = ad.kept[0]; memcpy(c + base + 4, &v, 4); }, 3, 8, "increasing");
+    EDIT(hc[22] = (int32_t)ad.nB + 1, 3, 8, "kept count");
+#undef EDIT
+    // a file that does not exist
+    expect_refused(tpath("missing.bin"), 3, 8, "cannot open");
+    free(b); free(c); free(mask);
+    adapter_free(&ad);
+} END_TEST
+
+START_TEST(test_size_report) {
+    // GPT-2 124M shapes, rank 8, all four targets: LoRI-S (90% sparse) vs LoRA
+    AdapterConfig cfg = {.kind = ADAPTER_LORI, .rank = 8, .alpha = 16.0f, .targets = 15, .init = INIT_KAIMING, .seed = 1};
+    Adapter ad;
+    ck_assert_int_eq(adapter_create(&ad, &cfg, 12, 768, errbuf, sizeof(errbuf)), 0);
+    uint64_t rng = 3;
+    for (size_t i = 0; i < ad.nB; i++) ad.params[ad.nA + i] = rng_uniform(&rng) - 0.5f;
+    uint8_t *mask = adapter_make_mask(&ad, MASK_MODEL, 0.9f, 0);
+    adapter_set_mask(&ad, mask, 1);
+    free(mask);
+    printf("mask mode %s: ", mask_mode_names[MASK_MODEL]);
+    adapter_file_report(&ad, 0, stdout);
+    uint64_t ours = adapter_file_bytes(&ad, 0), lora = adapter_file_bytes_lora(&ad, 0);
+    // 10% of B kept at 8 bytes each (index + value) vs A and B dense: 0.8·nB / (4·(nA+nB)) = 11.25%
+    ck_assert((double)ours < 0.115 * (double)lora);
+    adapter_free(&ad);
+} END_TEST
+
+Suite *adapter_io_suite(void) {
+    Suite *s = suite_create("adapter_io");
+    TCase *tc = tcase_create("own_format");
+    tcase_add_checked_fixture(tc, setup_tmpdir, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_roundtrip_lora);
+    tcase_add_test(tc, test_roundtrip_lori_d);
+    tcase_add_test(tc, test_roundtrip_lori_gaussian);
+    tcase_add_test(tc, test_roundtrip_lori_s);
+    tcase_add_test(tc, test_roundtrip_lori_s_continual);
+    tcase_add_test(tc, test_roundtrip_plora);
+    tcase_add_test(tc, test_atomic_save);
+    tcase_add_test(tc, test_refuses_bad_files);
+    tcase_add_test(tc, test_size_report);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(adapter_io_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
