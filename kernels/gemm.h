@@ -41,6 +41,7 @@
 #ifndef GEMM_H
 #define GEMM_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,23 +77,30 @@ static void gemm_ref(char transA, char transB, int M, int N, int K, float alpha,
 }
 
 // ----------------------------------------------------------------------------
-// microkernels: c (MR,NR) [ldc] = alpha * sum_k a[k*MR + i] * b[k*NR + j] + beta * c
-// a and b are packed panels (64-byte aligned); beta == 0 does not read c.
+// microkernels
+//
+//   c (MR, nr) [ldc] = alpha * sum_{k < kc} a[i*si + k*sk] * b[k*sb + j] + beta * c
+//
+// A is read in place (si = lda, sk = 1: rows of a row-major A, no copy) or from a packed
+// micro-panel (si = 1, sk = MR); B from a packed panel (sb = nr) or in place (sb = ldb).
+// beta == 0 does not read c.
 
-typedef void (*gemm_kernel_fn)(int kc, const float *a, const float *b, float *c, int ldc,
+typedef void (*gemm_kernel_fn)(int kc, const float *a, ptrdiff_t si, ptrdiff_t sk,
+                               const float *b, ptrdiff_t sb, float *c, int ldc,
                                float alpha, float beta);
 
 // portable: 4 x 8, written so that the compiler keeps the tile in vector registers
-// (two SSE registers per row on baseline x86-64, more with wider targets).
-static void gemm_kernel_generic(int kc, const float *restrict a, const float *restrict b,
-                                float *restrict c, int ldc, float alpha, float beta)
+// (two SSE registers per row on baseline x86-64, one with 256-bit targets).
+static void gemm_kernel_generic(int kc, const float *restrict a, ptrdiff_t si, ptrdiff_t sk,
+                                const float *restrict b, ptrdiff_t sb, float *restrict c, int ldc,
+                                float alpha, float beta)
 {
     enum { MR = 4, NR = 8 };
     float acc[MR][NR] = {{0}};
-    for (int k = 0; k < kc; k++, a += MR, b += NR)
+    for (int k = 0; k < kc; k++, a += sk, b += sb)
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR; j++)
-                acc[i][j] += a[i] * b[j];
+                acc[i][j] += a[i * si] * b[j];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) {
             float *p = &c[(size_t)i * ldc + j];
@@ -102,22 +110,28 @@ static void gemm_kernel_generic(int kc, const float *restrict a, const float *re
 
 #ifdef GEMM_X86
 // AVX2 + FMA: 6 x 16, 12 ymm accumulators + 2 for B + 1 broadcast of 16 registers.
+// Rows of A are addressed as p[q][off[r]] (row 3q + r), so that the six row addresses
+// need two base pointers and two strides, not six pointers.
 __attribute__((target("avx2,fma")))
-static void gemm_kernel_avx2(int kc, const float *restrict a, const float *restrict b,
-                             float *restrict c, int ldc, float alpha, float beta)
+static void gemm_kernel_avx2(int kc, const float *restrict a, ptrdiff_t si, ptrdiff_t sk,
+                             const float *restrict b, ptrdiff_t sb, float *restrict c, int ldc,
+                             float alpha, float beta)
 {
     enum { MR = 6 };
     __m256 c0[MR], c1[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
-    for (int k = 0; k < kc; k++, a += MR, b += 16) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    const float *p[2] = {a, a + 3 * si};
+    const ptrdiff_t off[3] = {0, si, 2 * si};
+    for (int k = 0; k < kc; k++, b += sb) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i);
+            __m256 ai = _mm256_broadcast_ss(p[i / 3] + off[i % 3]);
             c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
             c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
         }
+        p[0] += sk, p[1] += sk;
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 16
@@ -132,35 +146,57 @@ static void gemm_kernel_avx2(int kc, const float *restrict a, const float *restr
     }
 }
 
-// AVX-512: 12 x 32, 24 zmm accumulators + 2 for B; the broadcast folds into the FMA.
-__attribute__((target("avx512f,fma")))
-static void gemm_kernel_avx512(int kc, const float *restrict a, const float *restrict b,
-                               float *restrict c, int ldc, float alpha, float beta)
+// AVX-512: 12 x (16 nv): 24 zmm accumulators + 2 for B (nv = 2), or 12 + 1 (nv = 1, for
+// products with N <= 16 such as LoRA's rank 16). Rows of A as in the AVX2 kernel.
+__attribute__((target("avx512f,fma"), always_inline))
+static inline void gemm_tile_avx512(int nv, int kc, const float *restrict a, ptrdiff_t si, ptrdiff_t sk,
+                                    const float *restrict b, ptrdiff_t sb, float *restrict c, int ldc,
+                                    float alpha, float beta)
 {
     enum { MR = 12 };
-    __m512 c0[MR], c1[MR];
+    __m512 acc[MR][2];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++, a += MR, b += 32) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    const float *p[4] = {a, a + 3 * si, a + 6 * si, a + 9 * si};
+    const ptrdiff_t off[3] = {0, si, 2 * si};
+    for (int k = 0; k < kc; k++, b += sb) {
+        __m512 bv[2];
+        bv[0] = _mm512_loadu_ps(b);
+        if (nv > 1) bv[1] = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            __m512 ai = _mm512_set1_ps(p[i / 3][off[i % 3]]);
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
         }
+        p[0] += sk, p[1] += sk, p[2] += sk, p[3] += sk;
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++, c += ldc) {
-        if (beta == 0.0f) {
-            _mm512_storeu_ps(c, _mm512_mul_ps(va, c0[i]));
-            _mm512_storeu_ps(c + 16, _mm512_mul_ps(va, c1[i]));
-        } else {
-            _mm512_storeu_ps(c, _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c))));
-            _mm512_storeu_ps(c + 16, _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + 16))));
+    for (int i = 0; i < MR; i++, c += ldc)
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) {
+            if (beta == 0.0f)
+                _mm512_storeu_ps(c + 16 * v, _mm512_mul_ps(va, acc[i][v]));
+            else
+                _mm512_storeu_ps(c + 16 * v, _mm512_fmadd_ps(va, acc[i][v], _mm512_mul_ps(vb, _mm512_loadu_ps(c + 16 * v))));
         }
-    }
+}
+
+__attribute__((target("avx512f,fma")))
+static void gemm_kernel_avx512(int kc, const float *restrict a, ptrdiff_t si, ptrdiff_t sk,
+                               const float *restrict b, ptrdiff_t sb, float *restrict c, int ldc,
+                               float alpha, float beta)
+{
+    gemm_tile_avx512(2, kc, a, si, sk, b, sb, c, ldc, alpha, beta);
+}
+
+__attribute__((target("avx512f,fma")))
+static void gemm_kernel_avx512_n16(int kc, const float *restrict a, ptrdiff_t si, ptrdiff_t sk,
+                                   const float *restrict b, ptrdiff_t sb, float *restrict c, int ldc,
+                                   float alpha, float beta)
+{
+    gemm_tile_avx512(1, kc, a, si, sk, b, sb, c, ldc, alpha, beta);
 }
 #endif
 
@@ -186,44 +222,86 @@ static void gemm_pack_a(int ta, const float *A, int lda, int i0, int m, int k0, 
         for (int i = m; i < mr; i++) dst[k * mr + i] = 0.0f;
 }
 
-// op(B)[k0:k0+kc, j0:j0+nc] -> panels of nr columns: panel p at dst + p*kc*nr holds
-// dst[k*nr + j] = op(B)[k0+k, j0+p*nr+j], columns past nc zero.
-static void gemm_pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int nc,
-                        int nr, float *restrict dst)
+// One panel of op(B): dst[k*nr + j] = op(B)[k0+k, j0+j] for j < n, columns n..nr-1 zero.
+static void gemm_pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int n, int nr,
+                        float *restrict dst)
 {
-    for (int jr = 0; jr < nc; jr += nr, dst += (size_t)kc * nr) {
-        int n = nc - jr < nr ? nc - jr : nr;
-        if (!tb) {
-            for (int k = 0; k < kc; k++) {
-                const float *src = B + (size_t)(k0 + k) * ldb + j0 + jr;
-                for (int j = 0; j < n; j++) dst[k * nr + j] = src[j];
+    if (!tb) {
+        for (int k = 0; k < kc; k++) {
+            const float *src = B + (size_t)(k0 + k) * ldb + j0;
+            for (int j = 0; j < n; j++) dst[k * nr + j] = src[j];
+        }
+    } else {
+        for (int j = 0; j < n; j++) {
+            const float *src = B + (size_t)(j0 + j) * ldb + k0;
+            for (int k = 0; k < kc; k++) dst[k * nr + j] = src[k];
+        }
+    }
+    for (int k = 0; k < kc && n < nr; k++)
+        for (int j = n; j < nr; j++) dst[k * nr + j] = 0.0f;
+}
+
+typedef void (*gemm_pack_bt_fn)(const float *B, int ldb, int k0, int kc, int j0, int nr, float *dst);
+
+// A full panel of op(B) = Bᵀ (B stored (N,K)): a transpose, the one copy of the forward
+// pass (out = inp . weightᵀ) that is not a plain copy.
+static void gemm_pack_bt_generic(const float *B, int ldb, int k0, int kc, int j0, int nr, float *dst)
+{
+    gemm_pack_b(1, B, ldb, k0, kc, j0, nr, nr, dst);
+}
+
+#ifdef GEMM_X86
+// The same with 8 x 8 in-register transposes: 16 half-row loads, 16 in-lane shuffles and
+// 8 stores per 64 floats.
+__attribute__((target("avx2")))
+static void gemm_pack_bt_avx2(const float *B, int ldb, int k0, int kc, int j0, int nr, float *dst)
+{
+    int k8 = kc / 8 * 8;
+    for (int j = 0; j < nr; j += 8) {
+        const float *s[8];
+        for (int r = 0; r < 8; r++) s[r] = B + (size_t)(j0 + j + r) * ldb + k0;
+        for (int k = 0; k < k8; k += 8) {
+            __m256 r[8], t[8];
+            for (int q = 0; q < 4; q++) {  // r[q] = rows q, q+4 at k..k+3; r[q+4]: at k+4..k+7
+                r[q] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(s[q] + k)), _mm_loadu_ps(s[q + 4] + k), 1);
+                r[q + 4] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(s[q] + k + 4)), _mm_loadu_ps(s[q + 4] + k + 4), 1);
             }
-        } else {
-            for (int j = 0; j < n; j++) {
-                const float *src = B + (size_t)(j0 + jr + j) * ldb + k0;
-                for (int k = 0; k < kc; k++) dst[k * nr + j] = src[k];
+            for (int h = 0; h < 8; h += 4) {
+                t[h + 0] = _mm256_unpacklo_ps(r[h + 0], r[h + 1]);
+                t[h + 1] = _mm256_unpackhi_ps(r[h + 0], r[h + 1]);
+                t[h + 2] = _mm256_unpacklo_ps(r[h + 2], r[h + 3]);
+                t[h + 3] = _mm256_unpackhi_ps(r[h + 2], r[h + 3]);
+                float *d = dst + (size_t)(k + h) * nr + j;
+                _mm256_storeu_ps(d + 0 * nr, _mm256_shuffle_ps(t[h + 0], t[h + 2], 0x44));
+                _mm256_storeu_ps(d + 1 * nr, _mm256_shuffle_ps(t[h + 0], t[h + 2], 0xEE));
+                _mm256_storeu_ps(d + 2 * nr, _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44));
+                _mm256_storeu_ps(d + 3 * nr, _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE));
             }
         }
-        for (int k = 0; k < kc && n < nr; k++)
-            for (int j = n; j < nr; j++) dst[k * nr + j] = 0.0f;
+        for (int k = k8; k < kc; k++)
+            for (int r = 0; r < 8; r++) dst[(size_t)k * nr + j + r] = s[r][k];
     }
 }
+#endif
 
 // ----------------------------------------------------------------------------
 // instruction-set dispatch
 
 typedef struct {
     const char *name;
-    int mr, nr;
+    int mr, nr;                 // tile of `kernel`
     gemm_kernel_fn kernel;
+    int nr16;                   // narrower tile for N <= nr16 (= nr if none)
+    gemm_kernel_fn kernel16;
+    gemm_pack_bt_fn pack_bt;
 } gemm_impl;
 
 static const gemm_impl gemm_impls[] = {
 #ifdef GEMM_X86
-    {"avx512", 12, 32, gemm_kernel_avx512},
-    {"avx2", 6, 16, gemm_kernel_avx2},
+    {"avx512", 12, 32, gemm_kernel_avx512, 16, gemm_kernel_avx512_n16, gemm_pack_bt_avx2},
+    {"avx2", 6, 16, gemm_kernel_avx2, 16, gemm_kernel_avx2, gemm_pack_bt_avx2},
 #endif
-    {"generic", 4, 8, gemm_kernel_generic},
+    {"generic", 4, 8, gemm_kernel_generic, 8, gemm_kernel_generic, gemm_pack_bt_generic},
 };
 enum { GEMM_NIMPLS = sizeof(gemm_impls) / sizeof(gemm_impls[0]) };
 
@@ -232,8 +310,9 @@ static int gemm_isa_supported(const char *isa)
     if (strcmp(isa, "generic") == 0) return 1;
 #ifdef GEMM_X86
     __builtin_cpu_init();
-    if (strcmp(isa, "avx2") == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (strcmp(isa, "avx512") == 0) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (strcmp(isa, "avx2") == 0) return avx2;
+    if (strcmp(isa, "avx512") == 0) return avx2 && __builtin_cpu_supports("avx512f");
 #endif
     return 0;
 }
@@ -262,33 +341,45 @@ static const char *gemm_isa(void) { return gemm_select()->name; }
 // ----------------------------------------------------------------------------
 // driver
 
-// One thread's part: C[0:M, 0:N] (pointers already offset), all of K.
-// bufa holds MR x KC floats, bufb KC x min(N, NC) rounded up to NR.
-static void gemm_part(const gemm_impl *im, int ta, int tb, int M, int N, int K, float alpha,
-                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                      float *bufa, float *bufb)
+// One thread's part: C[0:M, 0:N] (pointers already offset), all of K, tile mr x nr.
+// bufa holds mr x KC floats, bufb KC x min(N, NC) rounded up to nr.
+static void gemm_part(gemm_kernel_fn kernel, gemm_pack_bt_fn pack_bt, int mr, int nr, int ta, int tb,
+                      int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                      float beta, float *C, int ldc, float *bufa, float *bufb)
 {
-    const int mr = im->mr, nr = im->nr;
     _Alignas(64) float tile[GEMM_MR_MAX * GEMM_NR_MAX];
     for (int jc = 0; jc < N; jc += GEMM_NC) {
         int nc = N - jc < GEMM_NC ? N - jc : GEMM_NC;
         for (int pc = 0; pc < K; pc += GEMM_KC) {
             int kc = K - pc < GEMM_KC ? K - pc : GEMM_KC;
             float bet = pc == 0 ? beta : 1.0f;  // later blocks accumulate onto the first
-            gemm_pack_b(tb, B, ldb, pc, kc, jc, nc, nr, bufb);
+            // B: a row-major op(B) is read in place; Bᵀ and the ragged last panel are packed
+            for (int jr = 0; jr < nc; jr += nr) {
+                int n = nc - jr < nr ? nc - jr : nr;
+                if (n < nr) gemm_pack_b(tb, B, ldb, pc, kc, jc + jr, n, nr, bufb + (size_t)jr * kc);
+                else if (tb) pack_bt(B, ldb, pc, kc, jc + jr, nr, bufb + (size_t)jr * kc);
+            }
             for (int ic = 0; ic < M; ic += mr) {
                 int m = M - ic < mr ? M - ic : mr;
-                gemm_pack_a(ta, A, lda, ic, m, pc, kc, mr, bufa);
+                // A: rows of a row-major op(A) are read in place; Aᵀ and the ragged last tile are packed
+                const float *a = A + (size_t)ic * lda + pc;
+                ptrdiff_t si = lda, sk = 1;
+                if (ta || m < mr) {
+                    gemm_pack_a(ta, A, lda, ic, m, pc, kc, mr, bufa);
+                    a = bufa, si = 1, sk = mr;
+                }
                 for (int jr = 0; jr < nc; jr += nr) {
                     int n = nc - jr < nr ? nc - jr : nr;
                     float *c = C + (size_t)ic * ldc + jc + jr;
                     const float *b = bufb + (size_t)jr * kc;
+                    ptrdiff_t sb = nr;
+                    if (!tb && n == nr) b = B + (size_t)pc * ldb + jc + jr, sb = ldb;
                     if (m == mr && n == nr) {
-                        im->kernel(kc, bufa, b, c, ldc, alpha, bet);
+                        kernel(kc, a, si, sk, b, sb, c, ldc, alpha, bet);
                     } else {  // edge: same kernel on a scratch tile
                         if (bet != 0.0f)
                             for (int i = 0; i < m; i++) memcpy(tile + i * nr, c + (size_t)i * ldc, n * sizeof(float));
-                        im->kernel(kc, bufa, b, tile, nr, alpha, bet);
+                        kernel(kc, a, si, sk, b, sb, tile, nr, alpha, bet);
                         for (int i = 0; i < m; i++) memcpy(c + (size_t)i * ldc, tile + i * nr, n * sizeof(float));
                     }
                 }
@@ -315,7 +406,8 @@ static void gemm(char transA, char transB, int M, int N, int K, float alpha,
         return;
     }
     const gemm_impl *im = gemm_select();
-    const int mr = im->mr, nr = im->nr;
+    const int narrow = N <= im->nr16;
+    const int mr = im->mr, nr = narrow ? im->nr16 : im->nr;
     const int mt = (M + mr - 1) / mr, nt = (N + nr - 1) / nr;  // tiles
 
     // threads: at least ~2^18 multiply-adds each; grid tm x tn of parts minimising the
@@ -369,8 +461,8 @@ static void gemm(char transA, char transB, int M, int N, int K, float alpha,
             const float *a = ta ? A + i0 : A + (size_t)i0 * lda;
             const float *b = tb ? B + (size_t)j0 * ldb : B + j0;
             float *bufa = buf + per * t, *bufb = bufa + pera;
-            gemm_part(im, ta, tb, i1 - i0, j1 - j0, K, alpha, a, lda, b, ldb, beta,
-                      C + (size_t)i0 * ldc + j0, ldc, bufa, bufb);
+            gemm_part(narrow ? im->kernel16 : im->kernel, im->pack_bt, mr, nr, ta, tb, i1 - i0, j1 - j0, K,
+                      alpha, a, lda, b, ldb, beta, C + (size_t)i0 * ldc + j0, ldc, bufa, bufb);
         }
     }
     free(buf);
