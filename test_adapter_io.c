@@ -8,6 +8,7 @@ test_adapter_io.c — the adapter file (lora/adapter_file.h), the LoRI mask file
 #include "kernels/gemm.h"
 #include "lora/adapter.h"
 #include "lora/adapter_file.h"
+#include "lora/peft.h"
 
 static char tmpdir[256];
 static char errbuf[1024];
@@ -251,6 +252,191 @@ START_TEST(test_size_report) {
     adapter_free(&ad);
 } END_TEST
 
+
+// ----------------------------------------------------------------------------
+// PEFT export / import
+
+static void write_text(const char *p, const char *s) { spit(p, s, strlen(s)); }
+
+START_TEST(test_peft_roundtrip) {
+    // LoRI-S exports as plain LoRA; the import equals it exactly (A, B, rank, alpha, rslora, dropout, targets)
+    for (int variant = 0; variant < 3; variant++) {
+        Adapter ad;
+        if (variant == 0) { make_adapter(&ad, ADAPTER_LORI, 4, 15, 21); uint8_t *m = adapter_make_mask(&ad, MASK_MODEL, 0.9f, 0); adapter_set_mask(&ad, m, 1); free(m); }
+        else if (variant == 1) { make_adapter(&ad, ADAPTER_LORA, 3, 5, 22); ad.cfg.rslora = 1; ad.cfg.alpha = 7.25f; ad.scale = adapter_scale(&ad.cfg); }
+        else make_adapter(&ad, ADAPTER_PLORA, 2, 10, 23);
+        const char *dir = tpath("peft");
+        ck_assert_msg(peft_export(&ad, dir, "gpt2", errbuf, sizeof(errbuf)) == 0, "%s", errbuf);
+        Adapter back;
+        ck_assert_msg(peft_import(&back, dir, 3, 8, errbuf, sizeof(errbuf)) == 0, "%s", errbuf);
+        ck_assert_int_eq(back.cfg.kind, ADAPTER_LORA);
+        ck_assert_int_eq(back.cfg.rank, ad.cfg.rank);
+        ck_assert(back.cfg.alpha == ad.cfg.alpha);
+        ck_assert(back.cfg.dropout == ad.cfg.dropout);
+        ck_assert_int_eq(back.cfg.rslora, ad.cfg.rslora);
+        ck_assert_int_eq(back.cfg.targets, ad.cfg.targets);
+        ck_assert(back.scale == ad.scale);
+        ck_assert_uint_eq(back.nA, ad.nA); ck_assert_uint_eq(back.nB, ad.nB);
+        ck_assert(memcmp(back.params, ad.params, sizeof(float) * (ad.nA + ad.nB)) == 0);
+        // the independent reader (standard-library Python), when python3 exists
+        if (system("command -v python3 >/dev/null 2>&1") == 0) {
+            char cmd[1024];
+            snprintf(cmd, sizeof(cmd), "python3 dev/check_safetensors.py %s --layers 3 --channels 8", dir);
+            ck_assert_msg(system(cmd) == 0, "dev/check_safetensors.py refused %s", dir);
+        } else if (variant == 0) {
+            printf("note: python3 not found: dev/check_safetensors.py skipped\n");
+        }
+        adapter_free(&back);
+        adapter_free(&ad);
+    }
+} END_TEST
+
+// Writes a safetensors file from a header JSON (padded here) and raw data.
+static void write_st(const char *p, const char *json, const void *data, size_t n) {
+    size_t hl = strlen(json), pad = (hl + 7) / 8 * 8;
+    uint8_t *b = malloc(8 + pad + n);
+    uint64_t N = pad;
+    memcpy(b, &N, 8); memcpy(b + 8, json, hl); memset(b + 8 + hl, ' ', pad - hl); memcpy(b + 8 + pad, data, n);
+    spit(p, b, 8 + pad + n);
+    free(b);
+}
+
+static const char *peft_cfg_qkv1 = "{\"peft_type\":\"LORA\",\"r\":1,\"lora_alpha\":2,\"target_modules\":[\"c_attn\"],"
+                                   "\"fan_in_fan_out\":true,\"bias\":\"none\",\"layers_to_transform\":[0]}";
+
+START_TEST(test_peft_f16_bf16) {
+    // one layer's c_attn at r = 1, C = 2: A (1, 2) in F16, B (6, 1) in BF16
+    const char *dir = tpath("p16");
+    mkdir(dir, 0755);
+    char p[600];
+    snprintf(p, sizeof(p), "%s/adapter_config.json", dir);
+    write_text(p, peft_cfg_qkv1);
+    uint16_t a16[2] = {0x3C00, 0xC000};            // 1.0, -2.0
+    uint16_t b16[6] = {0x3F80, 0x4000, 0xBF00, 0x0000, 0x3E80, 0x4040};  // 1, 2, -0.5, 0, 0.25, 3
+    uint8_t data[16];
+    memcpy(data, a16, 4); memcpy(data + 4, b16, 12);
+    snprintf(p, sizeof(p), "%s/adapter_model.safetensors", dir);
+    write_st(p, "{\"base_model.model.transformer.h.0.attn.c_attn.lora_A.weight\":{\"dtype\":\"F16\",\"shape\":[1,2],\"data_offsets\":[0,4]},"
+                "\"base_model.model.transformer.h.0.attn.c_attn.lora_B.weight\":{\"dtype\":\"BF16\",\"shape\":[6,1],\"data_offsets\":[4,16]}}", data, 16);
+    Adapter ad;
+    ck_assert_msg(peft_import(&ad, dir, 2, 2, errbuf, sizeof(errbuf)) == 0, "%s", errbuf);
+    ck_assert_int_eq(ad.cfg.targets, 1);
+    const float *A = adapter_A(&ad, ad.slot_of[0][0]), *B = adapter_B(&ad, ad.slot_of[0][0]);
+    ck_assert(A[0] == 1.0f && A[1] == -2.0f);
+    ck_assert(B[0] == 1.0f && B[1] == 2.0f && B[2] == -0.5f && B[3] == 0.0f && B[4] == 0.25f && B[5] == 3.0f);
+    // layer 1 is outside layers_to_transform: zeros
+    const float *A1 = adapter_A(&ad, ad.slot_of[1][0]);
+    ck_assert(A1[0] == 0.0f && A1[1] == 0.0f);
+    ck_assert(ad.scale == 2.0f);
+    adapter_free(&ad);
+    // half-precision specials
+    ck_assert(st_half_to_float(0x0001) == ldexpf(1.0f, -24));
+    ck_assert(st_half_to_float(0x7BFF) == 65504.0f);
+    ck_assert(isinf(st_half_to_float(0x7C00)));
+} END_TEST
+
+static void expect_peft_refused(const char *dir, const char *cfgjson, const char *hdr, const void *data, size_t n, const char *needle) {
+    char p[600];
+    snprintf(p, sizeof(p), "%s/adapter_config.json", dir);
+    write_text(p, cfgjson);
+    snprintf(p, sizeof(p), "%s/adapter_model.safetensors", dir);
+    if (hdr) write_st(p, hdr, data, n);
+    Adapter ad;
+    ck_assert_int_eq(peft_import(&ad, dir, 2, 2, errbuf, sizeof(errbuf)), -1);
+    ck_assert_msg(strstr(errbuf, needle) != NULL, "message '%s' lacks '%s'", errbuf, needle);
+}
+
+START_TEST(test_peft_refuses) {
+    const char *dir = tpath("pbad");
+    mkdir(dir, 0755);
+    float d[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    const char *K = "base_model.model.transformer.h.0.attn.c_attn.lora_";
+    char A[256], B[256], h[2048];
+#define STA(shape, b, e) snprintf(A, sizeof(A), "\"%sA.weight\":{\"dtype\":\"F32\",\"shape\":%s,\"data_offsets\":[%d,%d]}", K, shape, b, e)
+#define STB(dtype, b, e) snprintf(B, sizeof(B), "\"%sB.weight\":{\"dtype\":\"%s\",\"shape\":[6,1],\"data_offsets\":[%d,%d]}", K, dtype, b, e)
+    const char *cfg = peft_cfg_qkv1;
+    // the valid file first
+    STA("[1,2]", 0, 8); STB("F32", 8, 32); snprintf(h, sizeof(h), "{%s,%s}", A, B);
+    char p[600];
+    snprintf(p, sizeof(p), "%s/adapter_config.json", dir); write_text(p, cfg);
+    snprintf(p, sizeof(p), "%s/adapter_model.safetensors", dir); write_st(p, h, d, 32);
+    Adapter ad;
+    ck_assert_msg(peft_import(&ad, dir, 2, 2, errbuf, sizeof(errbuf)) == 0, "%s", errbuf);
+    adapter_free(&ad);
+    expect_peft_refused(dir, cfg, h, d, 36, "trailing");
+    expect_peft_refused(dir, cfg, h, d, 28, "truncated");
+    STB("F32", 12, 36); snprintf(h, sizeof(h), "{%s,%s}", A, B);
+    expect_peft_refused(dir, cfg, h, d, 36, "hole");
+    STB("F32", 4, 28); snprintf(h, sizeof(h), "{%s,%s}", A, B);
+    expect_peft_refused(dir, cfg, h, d, 28, "overlaps");
+    STB("I32", 8, 32); snprintf(h, sizeof(h), "{%s,%s}", A, B);
+    expect_peft_refused(dir, cfg, h, d, 32, "dtype");
+    STB("F32", 8, 32);
+    STA("[2,1]", 0, 8); snprintf(h, sizeof(h), "{%s,%s}", A, B);
+    expect_peft_refused(dir, cfg, h, d, 32, "expected [1, 2]");
+    STA("[1,3]", 0, 8); snprintf(h, sizeof(h), "{%s,%s}", A, B);
+    expect_peft_refused(dir, cfg, h, d, 32, "need 12");
+    STA("[1,2]", 0, 8);
+    snprintf(h, sizeof(h), "{%s,%s,\"lm_head.weight\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[32,32]}}", A, B);
+    expect_peft_refused(dir, cfg, h, d, 32, "unknown tensor");
+    snprintf(h, sizeof(h), "{%s}", A);
+    expect_peft_refused(dir, cfg, h, d, 8, "missing tensor");
+    snprintf(h, sizeof(h), "{%s,%s,%s}", A, B, A);
+    expect_peft_refused(dir, cfg, h, d, 32, "duplicate");
+    snprintf(h, sizeof(h), "{%s,%s,}", A, B);
+    expect_peft_refused(dir, cfg, h, d, 32, "JSON");
+    snprintf(h, sizeof(h), "{%s,%s}", A, B);
+    float nan_d[8] = {1, 2, 3, NAN, 5, 6, 7, 8};
+    expect_peft_refused(dir, cfg, h, nan_d, 32, "NaN");
+    // the header length itself
+    snprintf(p, sizeof(p), "%s/adapter_model.safetensors", dir);
+    uint8_t raw[16] = {0xFF, 0xFF, 0xFF, 0x7F, 0, 0, 0, 0, '{', '}'};
+    spit(p, raw, 16);
+    expect_peft_refused(dir, cfg, NULL, NULL, 0, "header length");
+    // tensors for a layer the base does not have
+    char h5[2048];
+    snprintf(h5, sizeof(h5), "{%s,%s}", A, B);
+    for (char *q = strstr(h5, "h.0."); q; q = strstr(q + 1, "h.0.")) q[2] = '5';
+    const char *cfg_all = "{\"peft_type\":\"LORA\",\"r\":1,\"lora_alpha\":2,\"target_modules\":[\"c_attn\"]}";
+    expect_peft_refused(dir, cfg_all, h5, d, 32, "layer 5");
+    // config problems
+    expect_peft_refused(dir, "{\"peft_type\":\"IA3\",\"r\":1,\"lora_alpha\":2,\"target_modules\":[\"c_attn\"]}", h, d, 32, "peft_type");
+    expect_peft_refused(dir, "{\"peft_type\":\"LORA\",\"r\":2,\"lora_alpha\":2,\"target_modules\":[\"c_attn\"],\"layers_to_transform\":0}", h, d, 32, "expected [2, 2]");
+    expect_peft_refused(dir, "{\"peft_type\":\"LORA\",\"r\":1,\"lora_alpha\":2,\"use_dora\":true,\"target_modules\":[\"c_attn\"]}", h, d, 32, "DoRA");
+    expect_peft_refused(dir, "{\"peft_type\":\"LORA\",\"r\":1,\"lora_alpha\":2,\"rank_pattern\":{\"x\":2},\"target_modules\":[\"c_attn\"]}", h, d, 32, "rank_pattern");
+    expect_peft_refused(dir, "{\"peft_type\":\"LORA\",\"r\":1,\"lora_alpha\":2,\"target_modules\":[\"q_proj\"]}", h, d, 32, "q_proj");
+    expect_peft_refused(dir, "{\"peft_type\":\"LORA\",\"r\":1,\"lora_alpha\":0,\"target_modules\":[\"c_attn\"]}", h, d, 32, "lora_alpha");
+    expect_peft_refused(dir, "{\"peft_type\":\"LORA\",\"r\":1,\"r\":1,\"lora_alpha\":2,\"target_modules\":[\"c_attn\"]}", h, d, 32, "duplicate");
+    expect_peft_refused(dir, "{\"peft_type\":\"LORA\",\"r\":01}", h, d, 32, "JSON");
+    // c_proj alone selects both projections: the fc_proj tensors are then missing
+    expect_peft_refused(dir, "{\"peft_type\":\"LORA\",\"r\":1,\"lora_alpha\":2,\"target_modules\":[\"c_attn\",\"c_proj\"],\"layers_to_transform\":[0]}", h, d, 32, "missing tensor");
+#undef STA
+#undef STB
+} END_TEST
+
+START_TEST(test_json_strict) {
+    static const char *good[] = {"{}", "[]", " {\"a\" : [1, -2.5e3, true, false, null, \"x\\u00e9\\ud83d\\ude00\\n\"]} ", "0", "\"\xc3\xa9\"", "-0.0"};
+    static const char *bad[] = {"", "{", "{\"a\":1,}", "[1,]", "01", "1.", ".5", "+1", "\"\\x\"", "\"\\ud800\"", "\"\\udc00\"",
+                                "\"\\u0000\"", "\"a\nb\"", "\"\xc0\x80\"", "\"\xed\xa0\x80\"", "tru", "nul", "{} x", "{\"a\" 1}",
+                                "[1 2]", "NaN", "1e999", "\"\xff\"", "/*c*/1"};
+    Json j;
+    char e[256];
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+        ck_assert_msg(json_parse(good[i], strlen(good[i]), &j, e, sizeof(e)) == 0, "'%s': %s", good[i], e);
+        json_free(&j);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        ck_assert_msg(json_parse(bad[i], strlen(bad[i]), &j, e, sizeof(e)) == -1, "'%s' accepted", bad[i]);
+    char deep[200];
+    memset(deep, '[', 100); memset(deep + 100, ']', 100);
+    ck_assert_int_eq(json_parse(deep, 200, &j, e, sizeof(e)), -1);
+    ck_assert(strstr(e, "deep") != NULL);
+    const char *s = "{\"k\":\"x\\u00e9\\ud83d\\ude00\"}";
+    ck_assert_int_eq(json_parse(s, strlen(s), &j, e, sizeof(e)), 0);
+    ck_assert_str_eq(json_get(&j, &j.v[0], "k")->str, "x\xc3\xa9\xf0\x9f\x98\x80");
+    json_free(&j);
+} END_TEST
+
 Suite *adapter_io_suite(void) {
     Suite *s = suite_create("adapter_io");
     TCase *tc = tcase_create("own_format");
@@ -266,6 +452,14 @@ Suite *adapter_io_suite(void) {
     tcase_add_test(tc, test_refuses_bad_files);
     tcase_add_test(tc, test_size_report);
     suite_add_tcase(s, tc);
+    TCase *tp = tcase_create("peft");
+    tcase_add_checked_fixture(tp, setup_tmpdir, NULL);
+    tcase_set_timeout(tp, 60);
+    tcase_add_test(tp, test_peft_roundtrip);
+    tcase_add_test(tp, test_peft_f16_bf16);
+    tcase_add_test(tp, test_peft_refuses);
+    tcase_add_test(tp, test_json_strict);
+    suite_add_tcase(s, tp);
     return s;
 }
 
