@@ -56,7 +56,7 @@
 
 // Cache blocking. KC: rank of each block update (an A micro-panel of MR x KC is 12 KiB,
 // in L1). NC: columns of op(B) per packed block (KC x NC floats = 512 KiB, in L2).
-enum { GEMM_KC = 256, GEMM_NC = 512, GEMM_MR_MAX = 16, GEMM_NR_MAX = 32 };
+enum { GEMM_KC = 256, GEMM_NC = 512, GEMM_MR_MAX = 16, GEMM_NR_MAX = 32, GEMM_PARTS_PER_THREAD = 4 };
 
 static void gemm_ref(char transA, char transB, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
@@ -410,26 +410,33 @@ static void gemm(char transA, char transB, int M, int N, int K, float alpha,
     const int mr = im->mr, nr = narrow ? im->nr16 : im->nr;
     const int mt = (M + mr - 1) / mr, nt = (N + nr - 1) / nr;  // tiles
 
-    // threads: at least ~2^18 multiply-adds each; grid tm x tn of parts minimising the
-    // packing each thread does (its rows of A + its columns of B), then preferring tn.
-    int nth = 1;
+    // Parallelism: C is cut into a grid of tm x tn parts, each a whole number of tiles and
+    // at least ~2^18 multiply-adds, about GEMM_PARTS_PER_THREAD per thread, handed out
+    // dynamically (a thread that loses its core to another process does not hold up the
+    // rest; results do not depend on who computes which part). The grid minimises the
+    // rows of A plus the columns of B each part touches: a part packs its own columns of
+    // Bᵀ and its own rows of Aᵀ.
+    int nth = 1, nparts = 1;
 #ifdef _OPENMP
-    if (!omp_in_parallel()) {
-        double work = (double)M * N * K / (1 << 18);
-        nth = omp_get_max_threads();
-        if (work < nth) nth = work < 1 ? 1 : (int)work;
-    }
+    if (!omp_in_parallel()) nth = omp_get_max_threads();
 #endif
-    int tm = 1, tn = 1;
-    double best = 1e300;
-    for (int a = 1; a <= nth; a++) {
-        if (nth % a) continue;
-        int b = nth / a;
-        if (a > mt || b > nt) continue;
-        double cost = (double)M / a + (double)N / b;
-        if (cost < best || (cost == best && b > tn)) best = cost, tm = a, tn = b;
+    if (nth > 1) {
+        double work = (double)M * N * K / (1 << 18);
+        nparts = nth * GEMM_PARTS_PER_THREAD;
+        if (work < nparts) nparts = work < 1 ? 1 : (int)work;
     }
-    nth = tm * tn;
+    int tm = 1, tn = 1;
+    for (; nparts > 1; nparts--) {
+        double best = 1e300;
+        for (int a = 1; a <= nparts; a++) {
+            int b = nparts / a;
+            if (nparts % a || a > mt || b > nt) continue;
+            double cost = (double)M / a + (double)N / b;
+            if (cost < best) best = cost, tm = a, tn = b;
+        }
+        if (best < 1e300) break;
+    }
+    if (nth > nparts) nth = nparts;
 
     int ncmax = N < GEMM_NC ? N : GEMM_NC;
     ncmax = (ncmax + nr - 1) / nr * nr;
@@ -447,11 +454,12 @@ static void gemm(char transA, char transB, int M, int N, int K, float alpha,
 #pragma omp parallel num_threads(nth) if (nth > 1)
 #endif
     {
-        int t = 0, step = 1;
+        int t = 0;
 #ifdef _OPENMP
-        t = omp_get_thread_num(), step = omp_get_num_threads();
+        t = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
 #endif
-        for (int p = t; p < nth; p += step) {
+        for (int p = 0; p < nparts; p++) {
             int pm = p / tn, pn = p % tn;
             int i0 = (int)((long)mt * pm / tm) * mr, i1 = (int)((long)mt * (pm + 1) / tm) * mr;
             int j0 = (int)((long)nt * pn / tn) * nr, j1 = (int)((long)nt * (pn + 1) / tn) * nr;
