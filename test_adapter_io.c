@@ -17,6 +17,11 @@ static void setup_tmpdir(void) {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_adapter_io_XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
+static void remove_tmpdir(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (strncmp(tmpdir, "/tmp/test_adapter_io_", 21) == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+}
 static const char *tpath(const char *name) {
     static char p[4][512];
     static int i = 0;
@@ -440,7 +445,7 @@ START_TEST(test_json_strict) {
 Suite *adapter_io_suite(void) {
     Suite *s = suite_create("adapter_io");
     TCase *tc = tcase_create("own_format");
-    tcase_add_checked_fixture(tc, setup_tmpdir, NULL);
+    tcase_add_checked_fixture(tc, setup_tmpdir, remove_tmpdir);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_roundtrip_lora);
     tcase_add_test(tc, test_roundtrip_lori_d);
@@ -453,7 +458,7 @@ Suite *adapter_io_suite(void) {
     tcase_add_test(tc, test_size_report);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("peft");
-    tcase_add_checked_fixture(tp, setup_tmpdir, NULL);
+    tcase_add_checked_fixture(tp, setup_tmpdir, remove_tmpdir);
     tcase_set_timeout(tp, 60);
     tcase_add_test(tp, test_peft_roundtrip);
     tcase_add_test(tp, test_peft_f16_bf16);
