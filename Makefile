@@ -25,7 +25,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 TRAINERS := train_gpt2 train_lora train_lori train_plora
-TESTS    := test_gpt2 test_kernels test_tasks
+TESTS    := test_gpt2 test_train test_kernels test_tasks test_adapter_io
 TOOLS    := make_tasks
 
 .PHONY: all test deps clean
@@ -47,7 +47,7 @@ make_tasks: data/make_tasks.c $(HEADERS)
 deps:
 	@sh dev/install_deps.sh
 
-test_%: test_%.c train_gpt2.c $(HEADERS) | deps
+test_%: test_%.c train_gpt2.c report.h $(HEADERS) | deps
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
 
 test: deps

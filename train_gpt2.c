@@ -27,11 +27,13 @@ state, and the backward pass stops below the lowest adapted layer.
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #ifdef OMP
 #include <omp.h>
 #endif
 
 #include "data/dataloader.h"
+#include "data/tasks.h"
 #define real float
 #define LAYER_FN(name) name
 #include "kernels/layers.h"
@@ -40,6 +42,7 @@ state, and the backward pass stops below the lowest adapted layer.
 #include "kernels/gemm.h"
 #include "lora/adapter.h"
 #include "lora/adapter_file.h"
+#include "report.h"
 
 #ifndef DEFAULT_ADAPTER
 #define DEFAULT_ADAPTER "none"
@@ -848,7 +851,23 @@ typedef struct {
     char dump_logits[1024];
     int ref_kernels;
     char nan_policy[16];     // stop|skip
+    int print_every;         // progress line every N steps
+    char eval_em[2048];      // comma-separated test shards (with .lossmask) scored by exact match
+    int eval_examples;       // examples per exact-match shard (0: all)
+    int eval_show;           // examples printed per exact-match shard
+    int stop_at;             // stop after this global step as if interrupted (saves a resumable state)
 } TrainConfig;
+
+// What a run measured, for callers that orchestrate runs (the embedded default, ./compare).
+typedef struct {
+    float first_loss, final_train_loss, final_val_loss;
+    double seconds, tok_per_s;
+    size_t total_params, trainable, lora_equiv;
+    long adapter_bytes;      // size of DIR/adapter.bin (0: none)
+    long lora_file_bytes;    // what an equal-rank dense LoRA file takes
+    int steps;
+    int em_n, em_correct;    // exact match on the first --eval-em shard
+} TrainResult;
 
 static void config_defaults(TrainConfig *c) {
     memset(c, 0, sizeof(*c));
@@ -863,6 +882,9 @@ static void config_defaults(TrainConfig *c) {
     strcpy(c->lori_stage, "ds"); c->lori_lr_d = -1; c->lori_lr_s = -1; c->lori_steps_s = -1;
     c->plora_every = 100; c->plora_momentum = 0.0f; strcpy(c->plora_schedule, "global");
     strcpy(c->nan_policy, "stop");
+    c->print_every = 1;
+    c->eval_examples = 0;
+    c->eval_show = 3;
 }
 
 typedef enum { OPT_INT, OPT_FLOAT, OPT_STR, OPT_FLAG } OptType;
@@ -924,6 +946,11 @@ static const OptSpec options[] = {
     OPT(0, "adapter-in", OPT_STR, adapter_in, "load an adapter (our format) to evaluate, sample, merge or continue training"),
     OPT(0, "dump-logits", OPT_STR, dump_logits, "write the first validation row's tokens (FILE.tokens, int32) and logits (FILE, float32 T x V)"),
     OPT(0, "ref-kernels", OPT_FLAG, ref_kernels, "use the plain reference matrix product instead of the fast one"),
+    OPT(0, "print-every", OPT_INT, print_every, "print the progress line every N steps"),
+    OPT(0, "eval-em", OPT_STR, eval_em, "after training: exact-match score (greedy) on these test shards with loss masks, comma-separated"),
+    OPT(0, "eval-examples", OPT_INT, eval_examples, "examples per --eval-em shard (0: all)"),
+    OPT(0, "eval-show", OPT_INT, eval_show, "examples printed per --eval-em shard"),
+    OPT(0, "stop-at", OPT_INT, stop_at, "stop after this step, saving a resumable state in -o (0: never); resume with -y 1"),
     OPT(0, "nan-policy", OPT_STR, nan_policy, "non-finite loss or gradient: stop (keep the last checkpoint) | skip (skip the update)"),
 };
 #define NUM_OPTIONS (int)(sizeof(options) / sizeof(options[0]))
@@ -1037,6 +1064,10 @@ static int validate_args(const TrainConfig *c) {
     if (strcmp(c->plora_schedule, "global") && strcmp(c->plora_schedule, "stage")) BAD("--plora-schedule must be global or stage");
     if (strcmp(c->nan_policy, "stop") && strcmp(c->nan_policy, "skip")) BAD("--nan-policy must be stop or skip");
     if (c->temperature < 0) BAD("--temperature must be >= 0");
+    if (c->print_every <= 0) BAD("--print-every must be > 0");
+    if (c->stop_at < 0) BAD("--stop-at must be >= 0");
+    if (c->stop_at > 0 && !c->output_dir[0]) BAD("--stop-at needs -o DIR to save the state in");
+    if (c->eval_examples < 0 || c->eval_show < 0) BAD("--eval-examples and --eval-show must be >= 0");
     return 0;
 #undef BAD
 }
@@ -1157,6 +1188,70 @@ static void print_sample(GPT2 *m, const Tokenizer *tok, int gen_len, float tempe
     infer_free(&st);
 }
 
+// Exact match under greedy decoding on an instruction shard (with its .lossmask): each document
+// EOT + prompt + answer is cut at the mask; the model continues EOT + prompt until '\n' or EOT,
+// and data/tasks.h's scorer compares the result with the answer. max_examples 0: all; `show`
+// examples are printed. Runs on the effective parameters (adapter merged), examples in parallel.
+typedef struct { int n, correct; } EMResult;
+
+static EMResult eval_exact_match(GPT2 *m, const char *path, int max_examples, int show, float **scratch) {
+    EMResult r = {0, 0};
+    char err[512];
+    Shard sh;
+    if (shard_load(&sh, path, m->config.vocab_size, err, sizeof(err)) != 0) die("--eval-em: %s", err);
+    if (!sh.mask) die("--eval-em: %s has no .lossmask beside it: cannot tell prompts from answers", path);
+    long n = tasks_extract_examples(sh.tokens, sh.mask, sh.ntok, NULL, 0);
+    if (n < 0) die("--eval-em: %s: malformed instruction shard (documents must be EOT + prompt + masked answer)", path);
+    tasks_example *ex = xcalloc((size_t)n, sizeof(tasks_example), "examples");
+    tasks_extract_examples(sh.tokens, sh.mask, sh.ntok, ex, n);
+    if (max_examples > 0 && n > max_examples) n = max_examples;
+    GPT2Config c = m->config;
+    ParameterTensors p;
+    point_parameters(&p, (float *)gpt2_effective_params(m, scratch), m->param_sizes);
+    int eot = TASKS_EOT < c.vocab_size ? TASKS_EOT : c.vocab_size - 1;
+    int *ok = xcalloc((size_t)n, sizeof(int), "scores");
+    int *gen = xcalloc((size_t)n * TASKS_MAX_ANSWER, sizeof(int), "generations");
+    int *ngen = xcalloc((size_t)n, sizeof(int), "generations");
+#pragma omp parallel
+    {
+        InferState st;
+        infer_init(&st, &c);
+        int ctx[TASKS_MAX_PROMPT + 2 + 1024];
+#pragma omp for schedule(dynamic, 4)
+        for (long i = 0; i < n; i++) {
+            int np = 0;
+            ctx[np++] = eot;
+            for (int k = 0; k < ex[i].prompt_len && np < (int)(sizeof(ctx) / sizeof(ctx[0])); k++) ctx[np++] = sh.tokens[ex[i].prompt + k];
+            int ans[TASKS_MAX_ANSWER + 1024];
+            int na = ex[i].answer_len < (int)(sizeof(ans) / sizeof(ans[0])) ? ex[i].answer_len : (int)(sizeof(ans) / sizeof(ans[0]));
+            for (int k = 0; k < na; k++) ans[k] = sh.tokens[ex[i].answer + k];
+            int room = c.max_seq_len - np;
+            int maxn = room < TASKS_MAX_ANSWER ? room : TASKS_MAX_ANSWER;
+            uint64_t rng = 0;
+            ngen[i] = maxn > 0 ? gpt2_generate(&c, &p, &st, ctx, np, maxn, 0.0f, &rng, '\n', eot, gen + i * TASKS_MAX_ANSWER) : 0;
+            ok[i] = tasks_exact_match(gen + i * TASKS_MAX_ANSWER, ngen[i], ans, na);
+        }
+        infer_free(&st);
+    }
+    for (long i = 0; i < n; i++) {
+        r.n++;
+        r.correct += ok[i];
+        if (i < show) {
+            printf("  [%s] ", ok[i] ? "ok" : "xx");
+            for (int k = 0; k < ex[i].prompt_len; k++) putchar(sh.tokens[ex[i].prompt + k]);
+            printf(" -> ");
+            for (int k = 0; k < ngen[i]; k++) {
+                int t = gen[i * TASKS_MAX_ANSWER + k];
+                if (t == '\n') printf("\\n"); else if (t == eot) printf("<eot>"); else if (t < 256 && t >= 32) putchar(t); else printf("<%d>", t);
+            }
+            printf("\n");
+        }
+    }
+    free(ok); free(gen); free(ngen); free(ex);
+    shard_free(&sh);
+    return r;
+}
+
 static void format_eta(double s, char *buf, size_t n) {
     if (s < 0 || !isfinite(s)) { snprintf(buf, n, "?"); return; }
     long t = (long)(s + 0.5);
@@ -1178,7 +1273,7 @@ typedef struct {
     float lr;
 } Phase;
 
-static int run_training(TrainConfig *cfg, int argc, char **argv) {
+static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *res) {
     char err[1024];
 #ifdef OMP
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
@@ -1460,8 +1555,11 @@ static int run_training(TrainConfig *cfg, int argc, char **argv) {
             char eta[32];
             format_eta(avg * (total_steps - step - 1), eta, sizeof(eta));
             double tps = (double)bt * grad_accum / dt;
-            printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | ETA %s\n", step + 1, total_steps,
-                   loss, lr, norm, dt * 1000, tps, eta);
+            if (step == 0 && res) res->first_loss = loss;
+            if (res) res->final_train_loss = loss;
+            if ((step + 1) % cfg->print_every == 0 || step == 0 || last)
+                printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | ETA %s\n", step + 1, total_steps,
+                       loss, lr, norm, dt * 1000, tps, eta);
             fflush(stdout);
             if (csv) {
                 fprintf(csv, "%d,%.6f,", step + 1, loss);
@@ -1469,6 +1567,7 @@ static int run_training(TrainConfig *cfg, int argc, char **argv) {
                 fprintf(csv, ",%.6e,%.6f,%.3f,%.1f\n", lr, norm, dt * 1000, tps);
                 fflush(csv);
             }
+            if (cfg->stop_at > 0 && step + 1 == cfg->stop_at) g_stop_requested = 1;
             int ckpt = cfg->output_dir[0] && ((cfg->ckpt_every > 0 && (step + 1) % cfg->ckpt_every == 0) || g_stop_requested);
             if (ckpt) {
                 TrainPos save = pos;
@@ -1508,6 +1607,8 @@ static int run_training(TrainConfig *cfg, int argc, char **argv) {
             }
             join_path(path, sizeof(path), cfg->output_dir, "adapter.bin");
             if (adapter_save(ad, path, cmdline, err, sizeof(err)) != 0) die("%s", err);
+            if (res && stat(path, &stt) == 0) res->adapter_bytes = (long)stt.st_size;
+            if (res) res->lora_file_bytes = (long)adapter_file_bytes_lora(ad, strlen(cmdline));
             printf("wrote %s\n", path);
         }
         if (!ad || kind == ADAPTER_PLORA) {
@@ -1545,6 +1646,24 @@ static int run_training(TrainConfig *cfg, int argc, char **argv) {
         printf("wrote %s and %s (first validation row: %d tokens, logits over V=%d)\n", cfg->dump_logits, path, T, c.vocab_size);
         free(lg);
     }
+    if (cfg->eval_em[0]) {
+        char list[2048];
+        snprintf(list, sizeof(list), "%s", cfg->eval_em);
+        for (char *sp = NULL, *f = strtok_r(list, ",", &sp); f; f = strtok_r(NULL, ",", &sp)) {
+            EMResult em = eval_exact_match(&model, f, cfg->eval_examples, cfg->eval_show, &merged_scratch);
+            if (res && f == list) { res->em_n = em.n; res->em_correct = em.correct; }
+            printf("exact match %s: %d / %d = %.1f%%\n", f, em.correct, em.n, em.n ? 100.0 * em.correct / em.n : 0.0);
+        }
+    }
+    if (res) {
+        res->final_val_loss = last_val;
+        res->seconds = train_time;
+        res->tok_per_s = timed_steps ? (double)bt * grad_accum * timed_steps / train_time : 0;
+        res->total_params = model.num_parameters;
+        res->trainable = ad ? adapter_num_trainable(ad) : model.num_parameters;
+        res->lora_equiv = lora_equiv;
+        res->steps = total_steps;
+    }
     free(binp); free(btgt); free(bmask); free(merged_scratch); free(B_loaded); free(mask_loaded);
     adamw_free(&opt);
     if (ad) adapter_free(ad);
@@ -1555,13 +1674,169 @@ static int run_training(TrainConfig *cfg, int argc, char **argv) {
     return 0;
 }
 
+// ----------------------------------------------------------------------------
+// the embedded default: `./train_lori` (or any trainer binary) with no flags runs offline on a
+// fresh machine: generate the task suite, pretrain and cache a tiny base, fine-tune it on one task
+// with the binary's adapter (LoRI-D -> mask -> LoRI-S for train_lori), evaluate before and after.
+// The recipe is here, in one place; change it here (and in the README) if the numbers need it.
+
+#define DEFAULT_DATA_DIR "data/tasks"
+#define DEFAULT_OUT_DIR "out"
+#define DEFAULT_TASK "code"
+#define DEFAULT_MODEL "L=4,C=128,H=4,V=257,T=128"
+#define DEFAULT_B 16
+#define DEFAULT_T 64
+#define DEFAULT_PRETRAIN_STEPS 700
+#define DEFAULT_PRETRAIN_LR 2e-3f
+#define DEFAULT_FT_STEPS 150   // per LoRI stage
+#define DEFAULT_FT_LR 2e-3f    // LoRI-D's; LoRI-S uses 10x, as the official scripts
+#define DEFAULT_RANK 16
+
+static void default_base_config(TrainConfig *c) {
+    config_defaults(c);
+    snprintf(c->model, sizeof(c->model), "%s", DEFAULT_MODEL);
+    snprintf(c->train_pattern, sizeof(c->train_pattern), "%s/pretrain_train.bin", DEFAULT_DATA_DIR);
+    snprintf(c->val_pattern, sizeof(c->val_pattern), "%s/pretrain_val.bin", DEFAULT_DATA_DIR);
+    snprintf(c->output_dir, sizeof(c->output_dir), "%s/base", DEFAULT_OUT_DIR);
+    strcpy(c->adapter, "none");
+    c->B = DEFAULT_B; c->T = DEFAULT_T; c->max_steps = DEFAULT_PRETRAIN_STEPS;
+    c->lr = DEFAULT_PRETRAIN_LR; c->warmup = 20; c->final_frac = 0.1f; strcpy(c->schedule, "cosine");
+    c->val_every = 0; c->val_batches = 20; c->sample_every = 0; c->print_every = 50;
+}
+
+// The recipe string stamped beside the cached base: a different recipe retrains it.
+static void default_base_recipe(char *buf, size_t n) {
+    snprintf(buf, n, "model=%s B=%d T=%d steps=%d lr=%g seed=1337 data-seed=%d\n", DEFAULT_MODEL, DEFAULT_B, DEFAULT_T,
+             DEFAULT_PRETRAIN_STEPS, (double)DEFAULT_PRETRAIN_LR, TASKS_DEFAULT_SEED);
+}
+
+static int run_default(const char *prog) {
+    double t_start = now_s();
+    const char *adapter_name = DEFAULT_ADAPTER;
+    printf("== %s with no flags: the embedded default (see README: 'The embedded default')\n", prog);
+    printf("   task '%s', tiny GPT-2 %s, adapter %s%s\n", DEFAULT_TASK, DEFAULT_MODEL, adapter_name,
+           strcmp(adapter_name, "lori") == 0 ? " (LoRI-D -> mask -> LoRI-S)" : "");
+    // 1. the task suite
+    if (!tasks_present(DEFAULT_DATA_DIR)) {
+        printf("== generating the task suite into %s/ (seed %d)\n", DEFAULT_DATA_DIR, TASKS_DEFAULT_SEED);
+        if (tasks_generate(DEFAULT_DATA_DIR, TASKS_DEFAULT_SEED, 0) != 0) die("could not generate the task suite in %s", DEFAULT_DATA_DIR);
+    }
+    mkdir(DEFAULT_OUT_DIR, 0755);
+    // 2. the tiny base model, pretrained once and cached
+    char base[1200], stamp[1200], recipe[512], have[512] = "";
+    snprintf(base, sizeof(base), "%s/base/model.bin", DEFAULT_OUT_DIR);
+    snprintf(stamp, sizeof(stamp), "%s/base/RECIPE", DEFAULT_OUT_DIR);
+    default_base_recipe(recipe, sizeof(recipe));
+    FILE *sf = fopen(stamp, "r");
+    if (sf) { if (!fgets(have, sizeof(have), sf)) have[0] = 0; fclose(sf); }
+    struct stat st;
+    TrainResult pre = {0};
+    if (stat(base, &st) != 0 || strcmp(have, recipe) != 0) {
+        printf("== pretraining the base model (%d steps; cached in %s afterwards)\n", DEFAULT_PRETRAIN_STEPS, base);
+        TrainConfig bc;
+        default_base_config(&bc);
+        char *argv0[] = {(char *)"pretrain"};
+        run_training(&bc, 1, argv0, &pre);
+        sf = fopen(stamp, "w");
+        if (sf) { fputs(recipe, sf); fclose(sf); }
+    } else {
+        printf("== using the cached base model %s (delete it to pretrain again)\n", base);
+    }
+    // 3. before: the base model's exact match on the task's test split
+    char test[1200], train[1200], val[1200], outdir[1200];
+    snprintf(test, sizeof(test), "%s/%s_test.bin", DEFAULT_DATA_DIR, DEFAULT_TASK);
+    snprintf(train, sizeof(train), "%s/%s_train.bin", DEFAULT_DATA_DIR, DEFAULT_TASK);
+    snprintf(val, sizeof(val), "%s/%s_val.bin", DEFAULT_DATA_DIR, DEFAULT_TASK);
+    snprintf(outdir, sizeof(outdir), "%s/%s_%s", DEFAULT_OUT_DIR, adapter_name, DEFAULT_TASK);
+    TrainConfig ec;
+    config_defaults(&ec);
+    snprintf(ec.model, sizeof(ec.model), "%s", base);
+    snprintf(ec.val_pattern, sizeof(ec.val_pattern), "%s", val);
+    snprintf(ec.eval_em, sizeof(ec.eval_em), "%s", test);
+    strcpy(ec.adapter, "none");
+    ec.B = DEFAULT_B; ec.T = DEFAULT_T; ec.max_steps = 0; ec.sample_every = 0; ec.eval_show = 3;
+    TrainResult before = {0};
+    printf("== before fine-tuning: the base model on %s\n", test);
+    char *argv1[] = {(char *)"evaluate"};
+    run_training(&ec, 1, argv1, &before);
+    // 4. fine-tune with the binary's adapter
+    TrainConfig fc;
+    config_defaults(&fc);
+    snprintf(fc.model, sizeof(fc.model), "%s", base);
+    snprintf(fc.train_pattern, sizeof(fc.train_pattern), "%s", train);
+    snprintf(fc.val_pattern, sizeof(fc.val_pattern), "%s", val);
+    snprintf(fc.output_dir, sizeof(fc.output_dir), "%s", outdir);
+    snprintf(fc.eval_em, sizeof(fc.eval_em), "%s", test);
+    fc.B = DEFAULT_B; fc.T = DEFAULT_T; fc.max_steps = DEFAULT_FT_STEPS; fc.lr = DEFAULT_FT_LR;
+    fc.rank = DEFAULT_RANK; fc.alpha = 2.0f * DEFAULT_RANK; fc.warmup = 10; fc.final_frac = 0.1f;
+    fc.val_every = 50; fc.sample_every = 0; fc.print_every = 25; fc.eval_show = 5;
+    if (strcmp(adapter_name, "none") == 0) fc.lr = 1e-3f;
+    if (strcmp(adapter_name, "plora") == 0) { fc.max_steps = 2 * DEFAULT_FT_STEPS; fc.plora_every = DEFAULT_FT_STEPS / 2; }
+    if (strcmp(adapter_name, "lora") == 0) fc.max_steps = 2 * DEFAULT_FT_STEPS;
+    printf("== fine-tuning on %s -> %s/\n", train, outdir);
+    char *argv2[] = {(char *)prog};
+    TrainResult after = {0};
+    run_training(&fc, 1, argv2, &after);
+    double total = now_s() - t_start;
+    // 5. the table
+    double em0 = before.em_n ? 100.0 * before.em_correct / before.em_n : 0, em1 = after.em_n ? 100.0 * after.em_correct / after.em_n : 0;
+    printf("\n== summary: %s on task '%s' (%d test examples)\n", adapter_name, DEFAULT_TASK, after.em_n);
+    printf("| %-32s | %-28s |\n", "", "");
+    printf("|----------------------------------|------------------------------|\n");
+    printf("| %-32s | %-28zu |\n", "trainable parameters", after.trainable);
+    printf("| %-32s | %-27.3f%% |\n", "  of the full model", 100.0 * after.trainable / after.total_params);
+    if (after.lora_equiv) printf("| %-32s | %-27.2f%% |\n", "  of an equal-rank LoRA", 100.0 * after.trainable / after.lora_equiv);
+    if (after.adapter_bytes) printf("| %-32s | %-10ld (LoRA: %-9ld) |\n", "adapter file bytes", after.adapter_bytes, after.lora_file_bytes);
+    printf("| %-32s | %-7.4f -> %-17.4f |\n", "val loss (answer tokens)", before.final_val_loss, after.final_val_loss);
+    printf("| %-32s | %6.1f%% -> %6.1f%%            |\n", "exact match (greedy)", em0, em1);
+    printf("| %-32s | %-28.1f |\n", "fine-tuning time (s)", after.seconds);
+    printf("| %-32s | %-28.0f |\n", "fine-tuning tokens/s", after.tok_per_s);
+    printf("| %-32s | %-28.1f |\n", "total wall time (s)", total);
+    // 6. summary.json and the loss curve
+    char path[1300];
+    snprintf(path, sizeof(path), "%s/summary.json", outdir);
+    char tmp[1400];
+    FILE *f = report_open(path, tmp, sizeof(tmp));
+    if (f) {
+        fprintf(f, "{\n  \"adapter\": "); json_str(f, adapter_name);
+        fprintf(f, ",\n  \"task\": "); json_str(f, DEFAULT_TASK);
+        fprintf(f, ",\n  \"model\": "); json_str(f, DEFAULT_MODEL);
+        fprintf(f, ",\n  \"total_parameters\": %zu,\n  \"trainable_parameters\": %zu,\n  \"lora_equal_rank_parameters\": %zu", after.total_params, after.trainable, after.lora_equiv);
+        fprintf(f, ",\n  \"adapter_bytes\": %ld,\n  \"lora_adapter_bytes\": %ld", after.adapter_bytes, after.lora_file_bytes);
+        fprintf(f, ",\n  \"val_loss_before\": "); json_num(f, before.final_val_loss);
+        fprintf(f, ",\n  \"val_loss_after\": "); json_num(f, after.final_val_loss);
+        fprintf(f, ",\n  \"exact_match_before\": "); json_num(f, em0 / 100);
+        fprintf(f, ",\n  \"exact_match_after\": "); json_num(f, em1 / 100);
+        fprintf(f, ",\n  \"test_examples\": %d", after.em_n);
+        fprintf(f, ",\n  \"fine_tune_seconds\": "); json_num(f, after.seconds);
+        fprintf(f, ",\n  \"fine_tune_tokens_per_second\": "); json_num(f, after.tok_per_s);
+        fprintf(f, ",\n  \"total_seconds\": "); json_num(f, total);
+        fprintf(f, "\n}\n");
+        report_close(f, tmp, path);
+    }
+    double *xs = NULL, *ys = NULL;
+    snprintf(path, sizeof(path), "%s/train.csv", outdir);
+    int n = read_train_csv(path, &xs, &ys);
+    if (n > 0) {
+        SvgSeries ser = {adapter_name, xs, ys, n};
+        char title[256];
+        snprintf(title, sizeof(title), "%s on '%s': training loss (answer tokens)", adapter_name, DEFAULT_TASK);
+        snprintf(path, sizeof(path), "%s/loss.svg", outdir);
+        svg_line_chart(path, title, "step", "loss", &ser, 1);
+    }
+    free(xs); free(ys);
+    printf("\nwrote %s/: summary.json, adapter.bin, train.csv, loss.svg\n", outdir);
+    return 0;
+}
+
 #ifndef TESTING
 int main(int argc, char **argv) {
+    if (argc == 1) return run_default(argv[0]);
     TrainConfig cfg;
     config_defaults(&cfg);
     int rc = parse_args(&cfg, argc, argv);
     if (rc != 0) return rc < 0 ? 1 : 0;
     if (validate_args(&cfg) != 0) return 1;
-    return run_training(&cfg, argc, argv);
+    return run_training(&cfg, argc, argv, NULL);
 }
 #endif
