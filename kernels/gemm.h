@@ -29,14 +29,17 @@
  *   Results are deterministic and do not even depend on the thread count: every element
  *   of C is summed by one thread, k in increasing order, in blocks of GEMM_KC.
  *
- * Method (Goto / BLIS): C is cut into a grid, one part per thread. Each thread, for each
- * block of GEMM_NC columns and GEMM_KC steps of k, copies that block of op(B) into
- * panels of NR columns (kc x NR, contiguous, zero-padded); then for each MR rows of
- * op(A) it copies an MR x kc micro-panel and runs the microkernel over the B panels: an
- * MR x NR tile of C held in registers, updated by kc rank-1 products (one broadcast of
- * A, NR/width vector loads of B, fused multiply-adds). The A micro-panel stays in L1, the
- * B block in L2. Edge tiles go through a full-size scratch tile, so every element of C
- * sees the same arithmetic. Packing costs O(MK + KN) against O(MNK) multiply-adds.
+ * Method (Goto / BLIS). The microkernel keeps an MR x NR tile of C in registers
+ * (AVX-512 12 x 32, or 12 x 16 when N <= 16 as in LoRA; AVX2 6 x 16; portable 4 x 8) and
+ * adds kc rank-1 products to it: per k, one broadcast of op(A) per row, NR/width vector
+ * loads of op(B), fused multiply-adds. Around it, blocks of GEMM_NC columns and GEMM_KC
+ * steps of k (the B block stays in L2, the MR x kc sliver of A in L1). Operands that are
+ * already laid out the way the kernel reads them are read in place: rows of a row-major
+ * op(A) (transA 'N') and row-major op(B) (transB 'N'). The others are copied ("packed"):
+ * Bᵀ into kc x NR panels by 8 x 8 in-register transposes, Aᵀ into MR x kc slivers, and
+ * the ragged last tile of either, zero-padded. Edge tiles of C go through a full-size
+ * scratch tile, so every element of C sees the same arithmetic. C is cut into parts of
+ * whole tiles, a few per thread (see gemm()).
  */
 #ifndef GEMM_H
 #define GEMM_H
@@ -54,8 +57,8 @@
 #include <immintrin.h>
 #endif
 
-// Cache blocking. KC: rank of each block update (an A micro-panel of MR x KC is 12 KiB,
-// in L1). NC: columns of op(B) per packed block (KC x NC floats = 512 KiB, in L2).
+// Cache blocking. KC: rank of each block update (an A sliver of MR x KC is 12 KiB, in L1).
+// NC: columns of op(B) per block (KC x NC floats = 512 KiB, in L2).
 enum { GEMM_KC = 256, GEMM_NC = 512, GEMM_MR_MAX = 16, GEMM_NR_MAX = 32, GEMM_PARTS_PER_THREAD = 4 };
 
 static void gemm_ref(char transA, char transB, int M, int N, int K, float alpha,
@@ -90,17 +93,29 @@ typedef void (*gemm_kernel_fn)(int kc, const float *a, ptrdiff_t si, ptrdiff_t s
                                float alpha, float beta);
 
 // portable: 4 x 8, written so that the compiler keeps the tile in vector registers
-// (two SSE registers per row on baseline x86-64, one with 256-bit targets).
+// (two SSE registers per row on baseline x86-64, one with 256-bit targets): the j loops
+// are the vectors (SLP), the i and k loops are unrolled/sequential. GCC's loop vectoriser
+// would otherwise vectorise the k loop as 32 reductions and gather across it.
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-vectorize")))
+#endif
 static void gemm_kernel_generic(int kc, const float *restrict a, ptrdiff_t si, ptrdiff_t sk,
                                 const float *restrict b, ptrdiff_t sb, float *restrict c, int ldc,
                                 float alpha, float beta)
 {
     enum { MR = 4, NR = 8 };
     float acc[MR][NR] = {{0}};
-    for (int k = 0; k < kc; k++, a += sk, b += sb)
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++)
-                acc[i][j] += a[i * si] * b[j];
+    for (int k = 0; k < kc; k++, a += sk, b += sb) {
+        float bk[NR];
+#pragma GCC unroll 8
+        for (int j = 0; j < NR; j++) bk[j] = b[j];
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; i++) {
+            float ai = a[i * si];
+#pragma GCC unroll 8
+            for (int j = 0; j < NR; j++) acc[i][j] += ai * bk[j];
+        }
+    }
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) {
             float *p = &c[(size_t)i * ldc + j];
