@@ -45,7 +45,6 @@
 #define GEMM_H
 
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
