@@ -42,6 +42,7 @@ state, and the backward pass stops below the lowest adapted layer.
 #include "kernels/gemm.h"
 #include "lora/adapter.h"
 #include "lora/adapter_file.h"
+#include "lora/peft.h"
 #include "report.h"
 
 #ifndef DEFAULT_ADAPTER
@@ -856,6 +857,8 @@ typedef struct {
     int eval_examples;       // examples per exact-match shard (0: all)
     int eval_show;           // examples printed per exact-match shard
     int stop_at;             // stop after this global step as if interrupted (saves a resumable state)
+    char export_peft[1024];  // write the adapter as a Hugging Face PEFT LoRA folder
+    char import_peft[1024];  // start from a PEFT LoRA folder (GPT-2 keys)
 } TrainConfig;
 
 // What a run measured, for callers that orchestrate runs (the embedded default, ./compare).
@@ -944,6 +947,8 @@ static const OptSpec options[] = {
     OPT(0, "plora-schedule", OPT_STR, plora_schedule, "PLoRA learning-rate schedule: global (over all steps) | stage (restarts each stage)"),
     OPT(0, "merge-out", OPT_STR, merge_out, "write the base with the adapter folded in as an llm.c checkpoint"),
     OPT(0, "adapter-in", OPT_STR, adapter_in, "load an adapter (our format) to evaluate, sample, merge or continue training"),
+    OPT(0, "export-peft", OPT_STR, export_peft, "write the final adapter as a Hugging Face PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)"),
+    OPT(0, "import-peft", OPT_STR, import_peft, "start from a PEFT LoRA adapter folder for GPT-2 (to evaluate, merge or continue training as LoRA/PLoRA)"),
     OPT(0, "dump-logits", OPT_STR, dump_logits, "write the first validation row's tokens (FILE.tokens, int32) and logits (FILE, float32 T x V)"),
     OPT(0, "ref-kernels", OPT_FLAG, ref_kernels, "use the plain reference matrix product instead of the fast one"),
     OPT(0, "print-every", OPT_INT, print_every, "print the progress line every N steps"),
@@ -1066,6 +1071,7 @@ static int validate_args(const TrainConfig *c) {
     if (c->temperature < 0) BAD("--temperature must be >= 0");
     if (c->print_every <= 0) BAD("--print-every must be > 0");
     if (c->stop_at < 0) BAD("--stop-at must be >= 0");
+    if (c->import_peft[0] && c->adapter_in[0]) BAD("--import-peft and --adapter-in are exclusive");
     if (c->stop_at > 0 && !c->output_dir[0]) BAD("--stop-at needs -o DIR to save the state in");
     if (c->eval_examples < 0 || c->eval_show < 0) BAD("--eval-examples and --eval-show must be >= 0");
     return 0;
@@ -1341,7 +1347,14 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
         AdapterConfig ac = {kind, cfg->rank, cfg->alpha, cfg->rslora, cfg->dropout, parse_targets(cfg->targets),
                             strcmp(kind == ADAPTER_LORI ? cfg->lori_init : cfg->init, "gaussian") == 0 ? INIT_GAUSSIAN : INIT_KAIMING,
                             cfg->adapter_seed ? (uint64_t)cfg->adapter_seed : 0x4C6F5241ull ^ (uint64_t)cfg->seed};
-        if (cfg->adapter_in[0]) {
+        if (cfg->import_peft[0]) {
+            if (kind == ADAPTER_LORI) die("--import-peft: a PEFT LoRA adapter trains as --adapter lora or plora, not lori (its A is not seed-defined)");
+            if (peft_import(&adapter, cfg->import_peft, c.num_layers, c.channels, err, sizeof(err)) != 0) die("--import-peft: %s", err);
+            adapter.cfg.kind = kind;
+            adapter.cfg.dropout = cfg->dropout;
+            printf("adapter: imported PEFT LoRA from %s (rank %d, alpha %g%s)\n", cfg->import_peft, adapter.cfg.rank,
+                   adapter.cfg.alpha, adapter.cfg.rslora ? ", rsLoRA" : "");
+        } else if (cfg->adapter_in[0]) {
             if (adapter_load(&adapter, cfg->adapter_in, c.num_layers, c.channels, err, sizeof(err)) != 0) die("--adapter-in: %s", err);
             if (adapter.cfg.kind != kind && !(kind == ADAPTER_PLORA && adapter.cfg.kind == ADAPTER_LORA))
                 die("--adapter-in: %s holds a %s adapter but --adapter is %s", cfg->adapter_in, adapter_kind_names[adapter.cfg.kind], cfg->adapter);
@@ -1622,6 +1635,11 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
             join_path(path, sizeof(path), cfg->output_dir, "state.bin");
             if (save_state(path, &model, &opt, &save, err, sizeof(err)) != 0) die("checkpoint: %s", err);
         }
+    }
+    if (cfg->export_peft[0]) {
+        if (!ad) die("--export-peft needs an adapter (--adapter lora|lori|plora)");
+        if (peft_export(ad, cfg->export_peft, cfg->model, err, sizeof(err)) != 0) die("--export-peft: %s", err);
+        printf("wrote %s/ (PEFT LoRA: adapter_config.json, adapter_model.safetensors)\n", cfg->export_peft);
     }
     if (cfg->merge_out[0]) {
         const float *p = gpt2_effective_params(&model, &merged_scratch);
