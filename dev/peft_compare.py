@@ -78,9 +78,10 @@ def main():
 
     hf_cfg = GPT2Config(vocab_size=V, n_positions=cfg["maxT"], n_embd=C, n_layer=L, n_head=cfg["NH"],
                         activation_function="gelu_new", layer_norm_epsilon=1e-5,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True)
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True,
+                        bos_token_id=min(50256, V - 1), eos_token_id=min(50256, V - 1))
     model = GPT2LMHeadModel(hf_cfg)
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # a writable copy
     sd = {"transformer.wte.weight": t(p["wte"][:V]), "transformer.wpe.weight": t(p["wpe"]),
           "transformer.ln_f.weight": t(p["lnfw"]), "transformer.ln_f.bias": t(p["lnfb"])}
     for l in range(L):
