@@ -1,0 +1,472 @@
+/*
+cuda/attention.cuh — causal multi-head self-attention on the GPU, flash-style: the (T,T) score
+matrix is never stored; the forward keeps one log-sum-exp per row and the backward recomputes the
+probabilities from it (kernels/layers.h's attention_forward/backward is the math).
+
+    qkv is (B,T,3C) holding [q;k;v], head h of each uses channels h*hs..h*hs+hs-1 (as on the CPU)
+    out is (B,T,C); lse is (B,NH,T): lse[i] = log sum_{j<=i} exp(q_i.k_j / sqrt(hs))
+    backward: dout (B,T,C) -> dqkv (B,T,3C) (overwritten); D (B,NH,T) scratch = rowsum(dout * out)
+
+Two versions of each pass, tested against each other (test_gpt2.cu):
+  *_simple  any head size <= 256, float or bf16: one warp per row, online softmax. The reference.
+  *_fast    bf16 and hs = 64: tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate), FlashAttention-2
+            style. A block of 4 warps owns 64 query rows (forward, dQ) or 64 keys (dK, dV); each warp
+            16 of them, with its accumulators in registers; key/query tiles of 64 stream through shared
+            memory. The backward is split in two kernels (dK,dV per key tile; dQ per query tile) so that
+            nothing needs atomics: it recomputes S and dP once more, 7 tile products instead of 5.
+Fragment layouts are the PTX ISA's for mma.m16n8k16 (g = lane/4, t = lane%4):
+  A (16x16, row): a0 = A[g][2t..2t+1], a1 = A[g+8][2t..], a2 = A[g][2t+8..], a3 = A[g+8][2t+8..]
+  B (16x8, col):  b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]
+  C (16x8):       c0,c1 = C[g][2t], C[g][2t+1];  c2,c3 = C[g+8][2t], C[g+8][2t+1]
+so the C fragments of two adjacent 8-column blocks of S are exactly the A fragment of P for the
+next product (no shuffles), and every B fragment is one 32-bit shared-memory load from a tile
+stored either as is or transposed (rows padded to 72 elements: conflict-free).
+*/
+#pragma once
+#include "common.cuh"
+
+#define ATT_MAX_HS 256
+#define LOG2E_F 1.4426950408889634f
+#define LN2_F 0.6931471805599453f
+
+// ----------------------------------------------------------------------------
+// the reference kernels: one warp per (b, h, row); lanes split the head dimension
+
+template <typename T>
+__global__ void attention_forward_simple_kernel(T *out, float *lse, const T *qkv, int B, int T_, int NH, int hs) {
+    int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+    long r = (long)blockIdx.x * warps + threadIdx.x / 32;
+    if (r >= (long)B * NH * T_) return;
+    int i = (int)(r % T_), h = (int)((r / T_) % NH), b = (int)(r / ((long)T_ * NH));
+    int C = NH * hs, C3 = 3 * C;
+    const T *q = qkv + ((long)b * T_ + i) * C3 + h * hs;
+    float qr[ATT_MAX_HS / 32], o[ATT_MAX_HS / 32];
+#pragma unroll
+    for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+        int d = lane + 32 * k;
+        qr[k] = d < hs ? to_f(q[d]) : 0.0f;
+        o[k] = 0.0f;
+    }
+    float scale = 1.0f / sqrtf((float)hs), m = -INFINITY, l = 0.0f;
+    for (int j = 0; j <= i; j++) {
+        const T *kp = qkv + ((long)b * T_ + j) * C3 + C + h * hs, *vp = kp + C;
+        float s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+            int d = lane + 32 * k;
+            if (d < hs) s += qr[k] * to_f(kp[d]);
+        }
+        s = warp_sum(s) * scale;
+        float mn = fmaxf(m, s), a = expf(m - mn), e = expf(s - mn);
+        l = l * a + e;
+#pragma unroll
+        for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+            int d = lane + 32 * k;
+            if (d < hs) o[k] = o[k] * a + e * to_f(vp[d]);
+        }
+        m = mn;
+    }
+    T *op = out + ((long)b * T_ + i) * C + h * hs;
+#pragma unroll
+    for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+        int d = lane + 32 * k;
+        if (d < hs) op[d] = from_f<T>(o[k] / l);
+    }
+    if (lane == 0) lse[((long)b * NH + h) * T_ + i] = m + logf(l);
+}
+
+// D (B,NH,T) = rowsum(dout * out) per head
+template <typename T>
+__global__ void attention_rowdot_kernel(float *D, const T *dout, const T *out, int B, int T_, int NH, int hs) {
+    int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+    long r = (long)blockIdx.x * warps + threadIdx.x / 32;
+    if (r >= (long)B * NH * T_) return;
+    int i = (int)(r % T_), h = (int)((r / T_) % NH), b = (int)(r / ((long)T_ * NH));
+    long off = ((long)b * T_ + i) * NH * hs + h * hs;
+    float s = 0.0f;
+    for (int d = lane; d < hs; d += 32) s += to_f(dout[off + d]) * to_f(out[off + d]);
+    s = warp_sum(s);
+    if (lane == 0) D[r] = s;
+}
+
+// dq_i = scale sum_{j<=i} p_ij (dO_i.v_j - D_i) k_j, with p_ij = exp(scale q_i.k_j - lse_i)
+template <typename T>
+__global__ void attention_backward_dq_simple_kernel(T *dqkv, const T *qkv, const T *dout, const float *lse, const float *D,
+                                                    int B, int T_, int NH, int hs) {
+    int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+    long r = (long)blockIdx.x * warps + threadIdx.x / 32;
+    if (r >= (long)B * NH * T_) return;
+    int i = (int)(r % T_), h = (int)((r / T_) % NH), b = (int)(r / ((long)T_ * NH));
+    int C = NH * hs, C3 = 3 * C;
+    const T *q = qkv + ((long)b * T_ + i) * C3 + h * hs, *dO = dout + ((long)b * T_ + i) * C + h * hs;
+    float qr[ATT_MAX_HS / 32], dor[ATT_MAX_HS / 32], dq[ATT_MAX_HS / 32];
+#pragma unroll
+    for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+        int d = lane + 32 * k;
+        qr[k] = d < hs ? to_f(q[d]) : 0.0f;
+        dor[k] = d < hs ? to_f(dO[d]) : 0.0f;
+        dq[k] = 0.0f;
+    }
+    float scale = 1.0f / sqrtf((float)hs), li = lse[r], Di = D[r];
+    for (int j = 0; j <= i; j++) {
+        const T *kp = qkv + ((long)b * T_ + j) * C3 + C + h * hs, *vp = kp + C;
+        float s = 0.0f, dp = 0.0f;
+#pragma unroll
+        for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+            int d = lane + 32 * k;
+            if (d < hs) { s += qr[k] * to_f(kp[d]); dp += dor[k] * to_f(vp[d]); }
+        }
+        s = warp_sum(s);
+        dp = warp_sum(dp);
+        float p = expf(s * scale - li), ds = p * (dp - Di);
+#pragma unroll
+        for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+            int d = lane + 32 * k;
+            if (d < hs) dq[k] += ds * to_f(kp[d]);
+        }
+    }
+    T *o = dqkv + ((long)b * T_ + i) * C3 + h * hs;
+#pragma unroll
+    for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+        int d = lane + 32 * k;
+        if (d < hs) o[d] = from_f<T>(dq[k] * scale);
+    }
+}
+
+// dv_j = sum_{i>=j} p_ij dO_i;  dk_j = scale sum_{i>=j} p_ij (dO_i.v_j - D_i) q_i
+template <typename T>
+__global__ void attention_backward_dkv_simple_kernel(T *dqkv, const T *qkv, const T *dout, const float *lse, const float *D,
+                                                     int B, int T_, int NH, int hs) {
+    int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+    long r = (long)blockIdx.x * warps + threadIdx.x / 32;
+    if (r >= (long)B * NH * T_) return;
+    int j = (int)(r % T_), h = (int)((r / T_) % NH), b = (int)(r / ((long)T_ * NH));
+    int C = NH * hs, C3 = 3 * C;
+    const T *kp = qkv + ((long)b * T_ + j) * C3 + C + h * hs, *vp = kp + C;
+    float kr[ATT_MAX_HS / 32], vr[ATT_MAX_HS / 32], dk[ATT_MAX_HS / 32], dv[ATT_MAX_HS / 32];
+#pragma unroll
+    for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+        int d = lane + 32 * k;
+        kr[k] = d < hs ? to_f(kp[d]) : 0.0f;
+        vr[k] = d < hs ? to_f(vp[d]) : 0.0f;
+        dk[k] = dv[k] = 0.0f;
+    }
+    float scale = 1.0f / sqrtf((float)hs);
+    const float *lrow = lse + ((long)b * NH + h) * T_, *Drow = D + ((long)b * NH + h) * T_;
+    for (int i = j; i < T_; i++) {
+        const T *q = qkv + ((long)b * T_ + i) * C3 + h * hs, *dO = dout + ((long)b * T_ + i) * C + h * hs;
+        float s = 0.0f, dp = 0.0f;
+#pragma unroll
+        for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+            int d = lane + 32 * k;
+            if (d < hs) { s += to_f(q[d]) * kr[k]; dp += to_f(dO[d]) * vr[k]; }
+        }
+        s = warp_sum(s);
+        dp = warp_sum(dp);
+        float p = expf(s * scale - lrow[i]), ds = p * (dp - Drow[i]);
+#pragma unroll
+        for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+            int d = lane + 32 * k;
+            if (d < hs) { dv[k] += p * to_f(dO[d]); dk[k] += ds * to_f(q[d]); }
+        }
+    }
+    T *ok = dqkv + ((long)b * T_ + j) * C3 + C + h * hs, *ov = ok + C;
+#pragma unroll
+    for (int k = 0; k < ATT_MAX_HS / 32; k++) {
+        int d = lane + 32 * k;
+        if (d < hs) { ok[d] = from_f<T>(dk[k] * scale); ov[d] = from_f<T>(dv[k]); }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// the fast kernels (bf16, hs = 64)
+
+#define FA_PAD 72 // shared-memory row length in bf16: 144 bytes, so fragment loads hit 32 distinct banks
+
+__device__ inline void mma_16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ inline uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); // .x (low half) = lo
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+__device__ inline uint32_t lds32(const bf16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
+__device__ inline uint32_t ldg32(const bf16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
+
+// a 64x64 tile (rows 0..nvalid-1 of src, row stride ld; missing rows as 0) into dst[row][col]
+__device__ inline void fa_load_tile(bf16 (*dst)[FA_PAD], const bf16 *src, long ld, int nvalid) {
+    for (int c = threadIdx.x; c < 512; c += blockDim.x) {
+        int r = c >> 3, k = (c & 7) * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (r < nvalid) v = *reinterpret_cast<const uint4 *>(src + r * ld + k);
+        *reinterpret_cast<uint4 *>(&dst[r][k]) = v;
+    }
+}
+// the same tile transposed: dst[col][row]
+__device__ inline void fa_load_tile_t(bf16 (*dst)[FA_PAD], const bf16 *src, long ld, int nvalid) {
+    for (int c = threadIdx.x; c < 512; c += blockDim.x) {
+        int r = c >> 3, k = (c & 7) * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (r < nvalid) v = *reinterpret_cast<const uint4 *>(src + r * ld + k);
+        const bf16 *e = reinterpret_cast<const bf16 *>(&v);
+#pragma unroll
+        for (int q = 0; q < 8; q++) dst[k + q][r] = e[q];
+    }
+}
+// A fragments (16 rows x 64 cols as 4 k-steps) of rows r0+g, r0+g+8 of a global matrix (missing rows 0)
+__device__ inline void fa_load_afrag(uint32_t a[4][4], const bf16 *src, long ld, int r0, int nrows, int g, int t) {
+    int ra = r0 + g, rb = r0 + g + 8;
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        int c0 = kk * 16 + 2 * t;
+        a[kk][0] = ra < nrows ? ldg32(src + ra * ld + c0) : 0u;
+        a[kk][1] = rb < nrows ? ldg32(src + rb * ld + c0) : 0u;
+        a[kk][2] = ra < nrows ? ldg32(src + ra * ld + c0 + 8) : 0u;
+        a[kk][3] = rb < nrows ? ldg32(src + rb * ld + c0 + 8) : 0u;
+    }
+}
+// acc[nb] (16 x 8 block nb of a 16x64 product) += A (16x64, 4 k-steps) * B, B[k][n] = tile[n][k]
+// (tile row-major with the product's n as rows: the "K of QK^T" case)
+__device__ inline void fa_mma_rows(float acc[8][4], const uint32_t a[4][4], const bf16 (*tile)[FA_PAD], int g, int t) {
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+            mma_16816(acc[nb], a[kk], lds32(&tile[nb * 8 + g][kk * 16 + 2 * t]), lds32(&tile[nb * 8 + g][kk * 16 + 8 + 2 * t]));
+}
+// acc[nb] += P (16x64 held as C fragments p[8][4]) * B, B[k][n] = tile[n][k] (tile = the transposed operand)
+__device__ inline void fa_mma_pc(float acc[8][4], const float p[8][4], const bf16 (*tile)[FA_PAD], int g, int t) {
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        uint32_t a[4] = {pack_bf16(p[2 * j][0], p[2 * j][1]), pack_bf16(p[2 * j][2], p[2 * j][3]),
+                         pack_bf16(p[2 * j + 1][0], p[2 * j + 1][1]), pack_bf16(p[2 * j + 1][2], p[2 * j + 1][3])};
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+            mma_16816(acc[nb], a, lds32(&tile[nb * 8 + g][j * 16 + 2 * t]), lds32(&tile[nb * 8 + g][j * 16 + 8 + 2 * t]));
+    }
+}
+__device__ inline void fa_zero(float x[8][4]) {
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int k = 0; k < 4; k++) x[i][k] = 0.0f;
+}
+// rows r0+g, r0+g+8 (< nrows) of dst (row stride ld) = acc * mult, as bf16 pairs
+__device__ inline void fa_store_rows(bf16 *dst, long ld, const float acc[8][4], float multA, float multB, int r0, int nrows, int g, int t) {
+    int ra = r0 + g, rb = r0 + g + 8;
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++) {
+        int c = nb * 8 + 2 * t;
+        if (ra < nrows) *reinterpret_cast<uint32_t *>(dst + ra * ld + c) = pack_bf16(acc[nb][0] * multA, acc[nb][1] * multA);
+        if (rb < nrows) *reinterpret_cast<uint32_t *>(dst + rb * ld + c) = pack_bf16(acc[nb][2] * multB, acc[nb][3] * multB);
+    }
+}
+
+// grid (ceil(T/64), B*NH), 128 threads; the longest query tiles start first
+__global__ void __launch_bounds__(128) attention_forward_fast_kernel(bf16 *out, float *lse, const bf16 *qkv, int T_, int NH) {
+    __shared__ __align__(16) bf16 Ks[64][FA_PAD], Vt[64][FA_PAD];
+    const int C = NH * 64, C3 = 3 * C;
+    int nqt = (T_ + 63) / 64, qt = nqt - 1 - blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+    const bf16 *base = qkv + (long)b * T_ * C3 + h * 64;
+    int q0 = qt * 64 + warp * 16, qA = q0 + g, qB = q0 + g + 8;
+    uint32_t qa[4][4];
+    fa_load_afrag(qa, base, C3, q0, T_, g, t);
+    float o[8][4], s[8][4];
+    fa_zero(o);
+    float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;
+    const float sl2 = LOG2E_F / 8.0f; // log2(e) / sqrt(64)
+    for (int kt = 0; kt <= qt; kt++) {
+        int k0 = kt * 64, nvalid = min(64, T_ - k0);
+        __syncthreads();
+        fa_load_tile(Ks, base + (long)k0 * C3 + C, C3, nvalid);
+        fa_load_tile_t(Vt, base + (long)k0 * C3 + 2 * C, C3, nvalid);
+        __syncthreads();
+        fa_zero(s);
+        fa_mma_rows(s, qa, Ks, g, t);
+        float mxA = mA, mxB = mB;
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int key = k0 + nb * 8 + 2 * t + e;
+                float a = s[nb][e] * sl2, bb = s[nb][2 + e] * sl2;
+                if (key > qA || key >= T_) a = -INFINITY;
+                if (key > qB || key >= T_) bb = -INFINITY;
+                s[nb][e] = a;
+                s[nb][2 + e] = bb;
+                mxA = fmaxf(mxA, a);
+                mxB = fmaxf(mxB, bb);
+            }
+        mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
+        mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
+        mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
+        mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
+        float uA = mxA == -INFINITY ? 0.0f : mxA, uB = mxB == -INFINITY ? 0.0f : mxB;
+        float alA = exp2f(mA - uA), alB = exp2f(mB - uB), sumA = 0.0f, sumB = 0.0f;
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++) {
+            s[nb][0] = exp2f(s[nb][0] - uA); s[nb][1] = exp2f(s[nb][1] - uA);
+            s[nb][2] = exp2f(s[nb][2] - uB); s[nb][3] = exp2f(s[nb][3] - uB);
+            sumA += s[nb][0] + s[nb][1];
+            sumB += s[nb][2] + s[nb][3];
+            o[nb][0] *= alA; o[nb][1] *= alA; o[nb][2] *= alB; o[nb][3] *= alB;
+        }
+        lA = lA * alA + sumA;
+        lB = lB * alB + sumB;
+        mA = mxA;
+        mB = mxB;
+        fa_mma_pc(o, s, Vt, g, t);
+    }
+    lA += __shfl_xor_sync(0xffffffffu, lA, 1);
+    lA += __shfl_xor_sync(0xffffffffu, lA, 2);
+    lB += __shfl_xor_sync(0xffffffffu, lB, 1);
+    lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+    fa_store_rows(out + (long)b * T_ * C + h * 64, C, o, 1.0f / lA, 1.0f / lB, q0, T_, g, t);
+    if (t == 0) {
+        if (qA < T_) lse[(long)bh * T_ + qA] = (mA + log2f(lA)) * LN2_F;
+        if (qB < T_) lse[(long)bh * T_ + qB] = (mB + log2f(lB)) * LN2_F;
+    }
+}
+
+// dK, dV of 64 keys per block; grid (ceil(T/64), B*NH), 128 threads
+__global__ void __launch_bounds__(128) attention_backward_dkv_fast_kernel(bf16 *dqkv, const bf16 *qkv, const bf16 *dout,
+                                                                          const float *lse, const float *D, int T_, int NH) {
+    __shared__ __align__(16) bf16 Qs[64][FA_PAD], Qt[64][FA_PAD], dOs[64][FA_PAD], dOt[64][FA_PAD];
+    __shared__ float ls[64], Ds[64];
+    const int C = NH * 64, C3 = 3 * C;
+    int nqt = (T_ + 63) / 64, kt = blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+    const bf16 *base = qkv + (long)b * T_ * C3 + h * 64, *dbase = dout + (long)b * T_ * C + h * 64;
+    int k0w = kt * 64 + warp * 16, kA = k0w + g, kB = k0w + g + 8;
+    uint32_t ka[4][4], va[4][4];
+    fa_load_afrag(ka, base + C, C3, k0w, T_, g, t);
+    fa_load_afrag(va, base + 2 * C, C3, k0w, T_, g, t);
+    float dk[8][4], dv[8][4], st[8][4], dp[8][4];
+    fa_zero(dk);
+    fa_zero(dv);
+    const float sl2 = LOG2E_F / 8.0f, scale = 0.125f;
+    for (int qt = kt; qt < nqt; qt++) {
+        int q0 = qt * 64, nvalid = min(64, T_ - q0);
+        __syncthreads();
+        fa_load_tile(Qs, base + (long)q0 * C3, C3, nvalid);
+        fa_load_tile_t(Qt, base + (long)q0 * C3, C3, nvalid);
+        fa_load_tile(dOs, dbase + (long)q0 * C, C, nvalid);
+        fa_load_tile_t(dOt, dbase + (long)q0 * C, C, nvalid);
+        for (int i = threadIdx.x; i < 64; i += blockDim.x) {
+            ls[i] = i < nvalid ? lse[(long)bh * T_ + q0 + i] * LOG2E_F : INFINITY;
+            Ds[i] = i < nvalid ? D[(long)bh * T_ + q0 + i] : 0.0f;
+        }
+        __syncthreads();
+        fa_zero(st);
+        fa_mma_rows(st, ka, Qs, g, t); // S^T (16 keys x 64 queries)
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int col = nb * 8 + 2 * t + e, q = q0 + col;
+                st[nb][e] = (q >= kA && q < T_) ? exp2f(st[nb][e] * sl2 - ls[col]) : 0.0f;
+                st[nb][2 + e] = (q >= kB && q < T_) ? exp2f(st[nb][2 + e] * sl2 - ls[col]) : 0.0f;
+            }
+        fa_mma_pc(dv, st, dOt, g, t); // dV += P^T dO
+        fa_zero(dp);
+        fa_mma_rows(dp, va, dOs, g, t); // dP^T = V dO^T
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int col = nb * 8 + 2 * t + e;
+                st[nb][e] = st[nb][e] * (dp[nb][e] - Ds[col]) * scale;
+                st[nb][2 + e] = st[nb][2 + e] * (dp[nb][2 + e] - Ds[col]) * scale;
+            }
+        fa_mma_pc(dk, st, Qt, g, t); // dK += dS^T Q
+    }
+    bf16 *ob = dqkv + (long)b * T_ * C3 + h * 64;
+    fa_store_rows(ob + C, C3, dk, 1.0f, 1.0f, k0w, T_, g, t);
+    fa_store_rows(ob + 2 * C, C3, dv, 1.0f, 1.0f, k0w, T_, g, t);
+}
+
+// dQ of 64 queries per block; grid (ceil(T/64), B*NH), 128 threads; the longest tiles first
+__global__ void __launch_bounds__(128) attention_backward_dq_fast_kernel(bf16 *dqkv, const bf16 *qkv, const bf16 *dout,
+                                                                         const float *lse, const float *D, int T_, int NH) {
+    __shared__ __align__(16) bf16 Ks[64][FA_PAD], Kt[64][FA_PAD], Vs[64][FA_PAD];
+    const int C = NH * 64, C3 = 3 * C;
+    int nqt = (T_ + 63) / 64, qt = nqt - 1 - blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+    const bf16 *base = qkv + (long)b * T_ * C3 + h * 64, *dbase = dout + (long)b * T_ * C + h * 64;
+    int q0 = qt * 64 + warp * 16, qA = q0 + g, qB = q0 + g + 8;
+    uint32_t qa[4][4], da[4][4];
+    fa_load_afrag(qa, base, C3, q0, T_, g, t);
+    fa_load_afrag(da, dbase, C, q0, T_, g, t);
+    float lA = qA < T_ ? lse[(long)bh * T_ + qA] * LOG2E_F : INFINITY, lB = qB < T_ ? lse[(long)bh * T_ + qB] * LOG2E_F : INFINITY;
+    float DA = qA < T_ ? D[(long)bh * T_ + qA] : 0.0f, DB = qB < T_ ? D[(long)bh * T_ + qB] : 0.0f;
+    float dq[8][4], s[8][4], dp[8][4];
+    fa_zero(dq);
+    const float sl2 = LOG2E_F / 8.0f, scale = 0.125f;
+    for (int kt = 0; kt <= qt; kt++) {
+        int k0 = kt * 64, nvalid = min(64, T_ - k0);
+        __syncthreads();
+        fa_load_tile(Ks, base + (long)k0 * C3 + C, C3, nvalid);
+        fa_load_tile_t(Kt, base + (long)k0 * C3 + C, C3, nvalid);
+        fa_load_tile(Vs, base + (long)k0 * C3 + 2 * C, C3, nvalid);
+        __syncthreads();
+        fa_zero(s);
+        fa_mma_rows(s, qa, Ks, g, t); // S
+        fa_zero(dp);
+        fa_mma_rows(dp, da, Vs, g, t); // dP = dO V^T
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int key = k0 + nb * 8 + 2 * t + e;
+                float pa = (key <= qA && key < T_) ? exp2f(s[nb][e] * sl2 - lA) : 0.0f;
+                float pb = (key <= qB && key < T_) ? exp2f(s[nb][2 + e] * sl2 - lB) : 0.0f;
+                s[nb][e] = pa * (dp[nb][e] - DA) * scale;
+                s[nb][2 + e] = pb * (dp[nb][2 + e] - DB) * scale;
+            }
+        fa_mma_pc(dq, s, Kt, g, t); // dQ += dS K
+    }
+    fa_store_rows(dqkv + (long)b * T_ * C3 + h * 64, C3, dq, 1.0f, 1.0f, q0, T_, g, t);
+}
+
+// ----------------------------------------------------------------------------
+// dispatch: the fast kernels for bf16 with hs = 64 unless `simple`; the reference otherwise
+
+template <typename T> inline bool attention_fast_ok(int hs, bool simple) { (void)hs; (void)simple; return false; }
+template <> inline bool attention_fast_ok<bf16>(int hs, bool simple) { return hs == 64 && !simple; }
+
+template <typename T>
+void attention_forward(T *out, float *lse, const T *qkv, int B, int T_, int C, int NH, bool simple, cudaStream_t st) {
+    int hs = C / NH;
+    if (attention_fast_ok<T>(hs, simple)) {
+        dim3 grid((T_ + 63) / 64, B * NH);
+        attention_forward_fast_kernel<<<grid, 128, 0, st>>>((bf16 *)out, lse, (const bf16 *)qkv, T_, NH);
+    } else {
+        long rows = (long)B * NH * T_;
+        attention_forward_simple_kernel<<<ceil_div(rows, 4), 128, 0, st>>>(out, lse, qkv, B, T_, NH, hs);
+    }
+    CUDA_LAUNCH_CHECK();
+}
+
+template <typename T>
+void attention_backward(T *dqkv, float *D, const T *dout, const T *qkv, const T *out, const float *lse, int B, int T_, int C,
+                        int NH, bool simple, cudaStream_t st) {
+    int hs = C / NH;
+    long rows = (long)B * NH * T_;
+    attention_rowdot_kernel<<<ceil_div(rows, 8), 256, 0, st>>>(D, dout, out, B, T_, NH, hs);
+    CUDA_LAUNCH_CHECK();
+    if (attention_fast_ok<T>(hs, simple)) {
+        dim3 grid((T_ + 63) / 64, B * NH);
+        attention_backward_dkv_fast_kernel<<<grid, 128, 0, st>>>((bf16 *)dqkv, (const bf16 *)qkv, (const bf16 *)dout, lse, D, T_, NH);
+        CUDA_LAUNCH_CHECK();
+        attention_backward_dq_fast_kernel<<<grid, 128, 0, st>>>((bf16 *)dqkv, (const bf16 *)qkv, (const bf16 *)dout, lse, D, T_, NH);
+    } else {
+        attention_backward_dkv_simple_kernel<<<ceil_div(rows, 4), 128, 0, st>>>(dqkv, qkv, dout, lse, D, B, T_, NH, hs);
+        CUDA_LAUNCH_CHECK();
+        attention_backward_dq_simple_kernel<<<ceil_div(rows, 4), 128, 0, st>>>(dqkv, qkv, dout, lse, D, B, T_, NH, hs);
+    }
+    CUDA_LAUNCH_CHECK();
+}

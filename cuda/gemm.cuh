@@ -1,0 +1,118 @@
+/*
+cuda/gemm.cuh — every matrix product of the GPU trainer, through cuBLASLt, with the interface of
+kernels/gemm.h (row-major, BLAS-style transposes) so the adapter code reads as on the CPU:
+
+    gemm(ctx, 'N', 'T', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias)
+        C (M,N) = alpha op(A) (M,K) op(B) (K,N) + beta C (+ bias[n] when bias != NULL, beta must be 0)
+
+A and B are float or bf16 (the same type); C is float or bf16; the arithmetic is fp32 (no TF32:
+--precision fp32 is the exact mode). bf16 inputs with a float C is how weight and adapter
+gradients accumulate in fp32 (beta = 1). A row-major matrix is a column-major one transposed, so
+C^T = op(B)^T op(A)^T is handed to cuBLASLt with the operands swapped. The algorithm chosen for a
+shape is cached (the heuristic call costs more CPU time than a small product).
+*/
+#pragma once
+#include <cublasLt.h>
+#include <map>
+#include <tuple>
+#include "common.cuh"
+
+#define CUBLAS_CHECK(call)                                                                             \
+    do {                                                                                               \
+        cublasStatus_t s_ = (call);                                                                    \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                             \
+            fprintf(stderr, "error: cuBLAS status %d (%s:%d: %s)\n", (int)s_, __FILE__, __LINE__, #call); \
+            exit(1);                                                                                   \
+        }                                                                                              \
+    } while (0)
+
+template <typename T> inline cudaDataType_t cuda_type();
+template <> inline cudaDataType_t cuda_type<float>() { return CUDA_R_32F; }
+template <> inline cudaDataType_t cuda_type<bf16>() { return CUDA_R_16BF; }
+
+struct GemmContext {
+    cublasLtHandle_t lt;
+    cudaStream_t stream;
+    void *workspace;
+    size_t workspace_size;
+    // (transA, transB, M, N, K, lda, ldb, ldc, types, bias, alignments) -> algorithm
+    std::map<std::tuple<int, int, int, int, int, long, long, long, int, int, int>, cublasLtMatmulAlgo_t> algos;
+};
+
+inline void gemm_context_init(GemmContext *g, cudaStream_t stream, size_t workspace_size) {
+    CUBLAS_CHECK(cublasLtCreate(&g->lt));
+    g->stream = stream;
+    g->workspace_size = workspace_size;
+    CUDA_CHECK(cudaMalloc(&g->workspace, workspace_size));
+}
+inline void gemm_context_free(GemmContext *g) {
+    cublasLtDestroy(g->lt);
+    cudaFree(g->workspace);
+    g->algos.clear();
+}
+
+inline int ptr_alignment(const void *p) { // largest power of two (<= 256) dividing the address
+    uintptr_t a = (uintptr_t)p;
+    int al = 256;
+    while (al > 1 && (a % al) != 0) al >>= 1;
+    return al;
+}
+
+template <typename TA, typename TC>
+void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float alpha, const TA *A, long lda, const TA *B,
+          long ldb, float beta, TC *C, long ldc, const TC *bias = nullptr) {
+    if (M <= 0 || N <= 0) return;
+    bool ta = transA == 'T', tb = transB == 'T';
+    // column-major view: D^T (N x M) = op(B)^T (N x K) * op(A)^T (K x M); "A" of cuBLASLt is our B
+    cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+    if (bias) {
+        cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    }
+    // stored shapes (column-major rows x cols): our B is (K x N) row-major unless transposed
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, cuda_type<TA>(), tb ? K : N, tb ? N : K, ldb));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, cuda_type<TA>(), ta ? M : K, ta ? K : M, lda));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, cuda_type<TC>(), N, M, ldc));
+    int alA = ptr_alignment(A), alB = ptr_alignment(B), alC = ptr_alignment(C);
+    auto key = std::make_tuple((int)ta, (int)tb, M, N, K, lda, ldb, ldc,
+                               (int)cuda_type<TA>() * 64 + (int)cuda_type<TC>(), bias ? ptr_alignment(bias) : 0,
+                               alA * 1000000 + alB * 1000 + alC);
+    auto it = g->algos.find(key);
+    cublasLtMatmulAlgo_t algo;
+    if (it != g->algos.end()) {
+        algo = it->second;
+    } else {
+        cublasLtMatmulPreference_t pref;
+        CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                          &g->workspace_size, sizeof(g->workspace_size)));
+        uint32_t a1 = alB, a2 = alA, a3 = alC; // cuBLASLt's A is our B
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a1, sizeof(a1)));
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a2, sizeof(a2)));
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a3, sizeof(a3)));
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a3, sizeof(a3)));
+        cublasLtMatmulHeuristicResult_t res;
+        int nres = 0;
+        cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->lt, desc, la, lb, lc, lc, pref, 1, &res, &nres);
+        cublasLtMatmulPreferenceDestroy(pref);
+        if (s != CUBLAS_STATUS_SUCCESS || nres == 0) {
+            fprintf(stderr, "error: cuBLASLt has no algorithm for the product M=%d N=%d K=%d trans=%c%c lda=%ld ldb=%ld ldc=%ld (status %d)\n",
+                    M, N, K, transA, transB, lda, ldb, ldc, (int)s);
+            exit(1);
+        }
+        algo = res.algo;
+        g->algos[key] = algo;
+    }
+    CUBLAS_CHECK(cublasLtMatmul(g->lt, desc, &alpha, B, la, A, lb, &beta, C, lc, C, lc, &algo, g->workspace,
+                                g->workspace_size, g->stream));
+    cublasLtMatrixLayoutDestroy(la);
+    cublasLtMatrixLayoutDestroy(lb);
+    cublasLtMatrixLayoutDestroy(lc);
+    cublasLtMatmulDescDestroy(desc);
+}

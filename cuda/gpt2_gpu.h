@@ -1,0 +1,85 @@
+/*
+cuda/gpt2_gpu.h — the C interface between the GPU model (train_gpt2.cu, C++/CUDA) and the host side
+(cuda/host.c, C: the command line, data, adapter files and the training loop shared with
+train_gpt2.c). Plain C types only, so both languages include it.
+
+The host keeps the authoritative description of the adapter (lora/adapter.h's Adapter: slots,
+offsets, the seeded draws of A, the LoRI mask as kept indices) and hands the GPU the shapes once
+(GPUAdapterDesc) and the values whenever they change on the host (gpu_set_adapter / gpu_set_mask).
+Parameters cross as float32 in llm.c's checkpoint order; adapter values as lora/adapter.h's one
+buffer, every A then every B.
+*/
+#ifndef CUDA_GPT2_GPU_H
+#define CUDA_GPT2_GPU_H
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct GPUModel GPUModel;
+
+typedef struct {
+    int max_seq_len, vocab_size, padded_vocab_size, num_layers, num_heads, channels;
+} GPUConfig;
+
+typedef struct {            // an Adapter's shapes (lora/adapter.h)
+    int kind;               // 1 lora, 2 lori, 3 plora
+    int rank;
+    float scale;            // s = alpha / r (or alpha / sqrt(r))
+    float dropout;
+    int trains_A;           // 0 for LoRI
+    int nslots;
+    const int *slot_layer, *slot_target, *slot_in, *slot_out;
+    const size_t *a_off, *b_off;
+    size_t nA, nB;
+} GPUAdapterDesc;
+
+// B, T: the batch the activations are allocated for. bf16: 1 = bf16 activations and frozen weights
+// with fp32 master copies of what trains; 0 = everything fp32. simple_kernels: the reference
+// attention kernels instead of the tensor-core ones. ad NULL: full fine-tuning. Exits on error.
+GPUModel *gpu_create(const GPUConfig *c, const float *params, const GPUAdapterDesc *ad, int B, int T, int bf16,
+                     int simple_kernels);
+void gpu_free(GPUModel *m);
+const char *gpu_describe(GPUModel *m);
+
+void gpu_set_params(GPUModel *m, const float *params);  // host float32 (num_parameters) -> device
+void gpu_get_params(GPUModel *m, float *params);        // the base as the GPU has it now
+void gpu_set_adapter(GPUModel *m, const float *ab);     // (nA + nB) -> device (master and bf16 copy)
+void gpu_get_adapter(GPUModel *m, float *ab);
+void gpu_set_mask(GPUModel *m, const uint32_t *kept, size_t nkept, int use); // LoRI-S: trainable B entries
+void gpu_set_dropout(GPUModel *m, uint64_t rng_state, int training);       // the adapter's dropout stream
+uint64_t gpu_get_dropout_rng(GPUModel *m);
+
+// the optimizer: groups as train_gpt2.c's adamw_setup (same order: the moments are its m and v)
+void gpu_opt_setup(GPUModel *m);                        // groups from what trains now; moments zeroed
+size_t gpu_opt_size(GPUModel *m);
+void gpu_opt_reset(GPUModel *m);                        // zero the moments
+void gpu_opt_get(GPUModel *m, float *mom, float *var);
+void gpu_opt_set(GPUModel *m, const float *mom, const float *var);
+
+void gpu_zero_grad(GPUModel *m);
+// Forward of a (B,T) batch; targets NULL: logits only. Returns the mean loss over the counted
+// targets (mask NULL: all), -1 when none; *count gets their number (count may be NULL).
+float gpu_forward(GPUModel *m, const int *inputs, const int *targets, const uint8_t *mask, long *count);
+// Forward and backward in one pass (the loss weight of a counted target is `scale`); accumulates
+// the gradients. Returns what gpu_forward returns.
+float gpu_forward_backward(GPUModel *m, const int *inputs, const int *targets, const uint8_t *mask, float scale,
+                           long *count);
+float gpu_grad_norm(GPUModel *m);
+void gpu_adamw_step(GPUModel *m, float lr, float weight_decay, float gscale, int t);
+// PLoRA: W += factor * s * B A for every adapted slot, on the device (one product per slot)
+void gpu_plora_fold(GPUModel *m, float factor);
+
+void gpu_get_logits(GPUModel *m, int row0, int nrows, float *out);  // rows of the last forward's (B*T, Vp) logits
+void gpu_get_grads(GPUModel *m, float *g);             // base gradients (full fine-tuning), float32
+void gpu_get_adapter_grads(GPUModel *m, float *g);     // (nA + nB)
+void gpu_synchronize(GPUModel *m);
+// bytes of device memory this model holds now / at most so far (parameters, optimizer state,
+// activations, scratch, cuBLASLt workspace; the CUDA context itself not included)
+void gpu_memory(GPUModel *m, size_t *now, size_t *peak);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

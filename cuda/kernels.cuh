@@ -1,0 +1,353 @@
+/*
+cuda/kernels.cuh — the GPU trainer's element-wise and reduction kernels, each the CUDA version of a
+layer of kernels/layers.h (same math, same argument order; shapes in the comments). T is the
+activation type (float or bf16); every kernel computes in float. Rows of C values are read as
+16-byte vectors, so C (and Vp) must be multiples of 8: gpu_create checks it.
+Unlike layers.h, most backward kernels here OVERWRITE their input gradient (the buffers are
+scratch, reused layer after layer); where they accumulate, the comment says so.
+*/
+#pragma once
+#include "common.cuh"
+
+// ----------------------------------------------------------------------------
+// token + position embedding
+// out is (B,T,C); inp is (B,T) token ids; wte is (Vp,C); wpe is (maxT,C)
+template <typename T>
+__global__ void encoder_forward_kernel(T *out, const int *inp, const T *wte, const T *wpe, int N, int T_, int C) {
+    constexpr int V = Vec<T>::n;
+    long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (i >= (long)N * C) return;
+    int n = (int)(i / C), c = (int)(i % C), t = n % T_;
+    Vec<T> a = load_vec(wte + (long)inp[n] * C + c), b = load_vec(wpe + (long)t * C + c), o;
+    for (int k = 0; k < V; k++) o.v[k] = from_f<T>(to_f(a.v[k]) + to_f(b.v[k]));
+    store_vec(out + i, o);
+}
+template <typename T> void encoder_forward(T *out, const int *inp, const T *wte, const T *wpe, int B, int T_, int C, cudaStream_t st) {
+    long n = (long)B * T_ * C / Vec<T>::n;
+    encoder_forward_kernel<<<ceil_div(n, 256), 256, 0, st>>>(out, inp, wte, wpe, B * T_, T_, C);
+    CUDA_LAUNCH_CHECK();
+}
+
+// dwte (Vp,C), dwpe (maxT,C) fp32 ACCUMULATE dout (B,T,C) at the rows the tokens used
+template <typename T>
+__global__ void encoder_backward_kernel(float *dwte, float *dwpe, const T *dout, const int *inp, int N, int T_, int C) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long)N * C) return;
+    int n = (int)(i / C), c = (int)(i % C), t = n % T_;
+    float d = to_f(dout[i]);
+    atomicAdd(dwte + (long)inp[n] * C + c, d);
+    atomicAdd(dwpe + (long)t * C + c, d);
+}
+template <typename T> void encoder_backward(float *dwte, float *dwpe, const T *dout, const int *inp, int B, int T_, int C, cudaStream_t st) {
+    long n = (long)B * T_ * C;
+    encoder_backward_kernel<<<ceil_div(n, 256), 256, 0, st>>>(dwte, dwpe, dout, inp, B * T_, T_, C);
+    CUDA_LAUNCH_CHECK();
+}
+
+// ----------------------------------------------------------------------------
+// LayerNorm (eps 1e-5), one warp per row, optionally fused with the residual add before it:
+//   res_out = a + b (when b != NULL), x = res_out; else x = a
+//   out = (x - mean) * rstd * weight + bias;   mean, rstd (N,) saved for the backward
+// a, b, res_out, out are (N,C); weight, bias are (C,). In bf16 the statistics are taken over the
+// stored (rounded) residual, the tensor the backward will see.
+template <typename T>
+__global__ void layernorm_forward_kernel(T *out, float *mean, float *rstd, T *res_out, const T *a, const T *b,
+                                         const T *weight, const T *bias, int N, int C) {
+    constexpr int V = Vec<T>::n;
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const T *ar = a + (long)row * C;
+    T *rr = res_out ? res_out + (long)row * C : nullptr;
+    float sum = 0.0f;
+    for (int c = lane * V; c < C; c += 32 * V) {
+        Vec<T> x = load_vec(ar + c);
+        if (b) {
+            Vec<T> y = load_vec(b + (long)row * C + c);
+            for (int k = 0; k < V; k++) x.v[k] = from_f<T>(to_f(x.v[k]) + to_f(y.v[k]));
+            store_vec(rr + c, x);
+        }
+        for (int k = 0; k < V; k++) sum += to_f(x.v[k]);
+    }
+    float m = warp_sum(sum) / C;
+    const T *xr = b ? rr : ar;
+    float var = 0.0f;
+    for (int c = lane * V; c < C; c += 32 * V) {
+        Vec<T> x = load_vec(xr + c);
+        for (int k = 0; k < V; k++) { float d = to_f(x.v[k]) - m; var += d * d; }
+    }
+    var = warp_sum(var) / C;
+    float s = 1.0f / sqrtf(var + 1e-5f);
+    T *o = out + (long)row * C;
+    for (int c = lane * V; c < C; c += 32 * V) {
+        Vec<T> x = load_vec(xr + c), w = load_vec(weight + c), bb = load_vec(bias + c), y;
+        for (int k = 0; k < V; k++) y.v[k] = from_f<T>((s * (to_f(x.v[k]) - m)) * to_f(w.v[k]) + to_f(bb.v[k]));
+        store_vec(o + c, y);
+    }
+    if (lane == 0) { mean[row] = m; rstd[row] = s; }
+}
+template <typename T>
+void layernorm_forward(T *out, float *mean, float *rstd, T *res_out, const T *a, const T *b, const T *weight,
+                       const T *bias, int N, int C, cudaStream_t st) {
+    layernorm_forward_kernel<<<ceil_div(N, 8), 256, 0, st>>>(out, mean, rstd, res_out, a, b, weight, bias, N, C);
+    CUDA_LAUNCH_CHECK();
+}
+
+// dinp (N,C) = (accumulate ? dinp : 0) + rstd (dn - mean(dn) - xhat mean(dn xhat)), dn = weight * dout;
+// dweight (C) += sum_n xhat dout, dbias (C) += sum_n dout (fp32, NULL when frozen).
+// Weight gradients are summed per block in shared memory, then added to the global ones.
+template <typename T>
+__global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias, const T *dout, const T *inp,
+                                          const T *weight, const float *mean, const float *rstd, int N, int C,
+                                          int accumulate) {
+    constexpr int V = Vec<T>::n;
+    extern __shared__ float sh[]; // (2C): dweight, dbias partial sums of this block
+    int wants_w = dweight != nullptr;
+    if (wants_w) {
+        for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) sh[c] = 0.0f;
+        __syncthreads();
+    }
+    int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+    for (int row = blockIdx.x * warps + threadIdx.x / 32; row < N; row += gridDim.x * warps) {
+        const T *d = dout + (long)row * C, *x = inp + (long)row * C;
+        float m = mean[row], s = rstd[row];
+        float dm = 0.0f, dmx = 0.0f;
+        for (int c = lane * V; c < C; c += 32 * V) {
+            Vec<T> dv = load_vec(d + c), xv = load_vec(x + c), wv = load_vec(weight + c);
+            for (int k = 0; k < V; k++) {
+                float xhat = (to_f(xv.v[k]) - m) * s, dd = to_f(dv.v[k]), dn = to_f(wv.v[k]) * dd;
+                dm += dn;
+                dmx += dn * xhat;
+                if (wants_w) { atomicAdd(&sh[c + k], xhat * dd); atomicAdd(&sh[C + c + k], dd); }
+            }
+        }
+        dm = warp_sum(dm) / C;
+        dmx = warp_sum(dmx) / C;
+        if (!dinp) continue;
+        T *di = dinp + (long)row * C;
+        for (int c = lane * V; c < C; c += 32 * V) {
+            Vec<T> dv = load_vec(d + c), xv = load_vec(x + c), wv = load_vec(weight + c), o;
+            if (accumulate) o = load_vec(di + c);
+            for (int k = 0; k < V; k++) {
+                float xhat = (to_f(xv.v[k]) - m) * s, dn = to_f(wv.v[k]) * to_f(dv.v[k]);
+                float g = s * (dn - dm - xhat * dmx);
+                o.v[k] = from_f<T>(accumulate ? to_f(o.v[k]) + g : g);
+            }
+            store_vec(di + c, o);
+        }
+    }
+    if (wants_w) {
+        __syncthreads();
+        for (int c = threadIdx.x; c < C; c += blockDim.x) {
+            atomicAdd(dweight + c, sh[c]);
+            atomicAdd(dbias + c, sh[C + c]);
+        }
+    }
+}
+template <typename T>
+void layernorm_backward(T *dinp, float *dweight, float *dbias, const T *dout, const T *inp, const T *weight,
+                        const float *mean, const float *rstd, int N, int C, int accumulate, int num_sms, cudaStream_t st) {
+    int blocks = ceil_div(N, 8);
+    if (dweight && blocks > 2 * num_sms) blocks = 2 * num_sms; // fewer blocks: fewer global atomics
+    size_t smem = dweight ? 2 * C * sizeof(float) : 0;
+    layernorm_backward_kernel<<<blocks, 256, smem, st>>>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, accumulate);
+    CUDA_LAUNCH_CHECK();
+}
+
+// ----------------------------------------------------------------------------
+// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); all (n,), n % 8 == 0
+#define GELU_SCALE_F 0.7978845608028654f
+template <typename T> __global__ void gelu_forward_kernel(T *out, const T *inp, long n) {
+    constexpr int V = Vec<T>::n;
+    long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (i >= n) return;
+    Vec<T> x = load_vec(inp + i), y;
+    for (int k = 0; k < V; k++) {
+        float v = to_f(x.v[k]);
+        y.v[k] = from_f<T>(0.5f * v * (1.0f + tanhf(GELU_SCALE_F * (v + 0.044715f * v * v * v))));
+    }
+    store_vec(out + i, y);
+}
+// dinp = gelu'(inp) * dout (dinp may be dout: in place)
+template <typename T> __global__ void gelu_backward_kernel(T *dinp, const T *inp, const T *dout, long n) {
+    constexpr int V = Vec<T>::n;
+    long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (i >= n) return;
+    Vec<T> x = load_vec(inp + i), d = load_vec(dout + i), y;
+    for (int k = 0; k < V; k++) {
+        float v = to_f(x.v[k]);
+        float th = tanhf(GELU_SCALE_F * (v + 0.044715f * v * v * v));
+        float local = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_SCALE_F * (1.0f + 3.0f * 0.044715f * v * v);
+        y.v[k] = from_f<T>(local * to_f(d.v[k]));
+    }
+    store_vec(dinp + i, y);
+}
+template <typename T> void gelu_forward(T *out, const T *inp, long n, cudaStream_t st) {
+    gelu_forward_kernel<<<ceil_div(n / Vec<T>::n, 256), 256, 0, st>>>(out, inp, n);
+    CUDA_LAUNCH_CHECK();
+}
+template <typename T> void gelu_backward(T *dinp, const T *inp, const T *dout, long n, cudaStream_t st) {
+    gelu_backward_kernel<<<ceil_div(n / Vec<T>::n, 256), 256, 0, st>>>(dinp, inp, dout, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+// ----------------------------------------------------------------------------
+// softmax + cross-entropy over the real vocabulary V, one block per row, fused with its backward:
+// losses (N,) = logsumexp(logits[:V]) - logits[target]. When weights != NULL the logits (N,Vp) are
+// overwritten with dlogits = (softmax - onehot(target)) * weights[n] on the first V columns and 0 on
+// the padded ones (weights[n] = the loss weight of row n: 1/count, or 0 for a masked-out target).
+template <typename T>
+__global__ void crossentropy_kernel(T *logits, float *losses, const int *targets, const float *weights, int V, int Vp) {
+    constexpr int VN = Vec<T>::n;
+    __shared__ float red_m[32], red_s[32], bc[3];
+    T *x = logits + (long)blockIdx.x * Vp;
+    int tgt = targets[blockIdx.x];
+    float m = -INFINITY, s = 0.0f;
+    for (int i = threadIdx.x * VN; i < Vp; i += blockDim.x * VN) {
+        Vec<T> v = load_vec(x + i);
+        for (int k = 0; k < VN; k++) {
+            if (i + k >= V) break;
+            float z = to_f(v.v[k]);
+            if (z > m) { s = s * expf(m - z) + 1.0f; m = z; }
+            else s += expf(z - m);
+        }
+    }
+    // combine (m, s) pairs: across the warp, then across warps
+    for (int o = 16; o > 0; o >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        float M = fmaxf(m, m2);
+        s = (m == -INFINITY ? 0.0f : s * expf(m - M)) + (m2 == -INFINITY ? 0.0f : s2 * expf(m2 - M));
+        m = M;
+    }
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+    if (lane == 0) { red_m[warp] = m; red_s[warp] = s; }
+    if (threadIdx.x == 0) bc[2] = to_f(x[tgt]);
+    __syncthreads();
+    if (warp == 0) {
+        m = lane < nw ? red_m[lane] : -INFINITY;
+        s = lane < nw ? red_s[lane] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1) {
+            float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+            float M = fmaxf(m, m2);
+            s = (m == -INFINITY ? 0.0f : s * expf(m - M)) + (m2 == -INFINITY ? 0.0f : s2 * expf(m2 - M));
+            m = M;
+        }
+        if (lane == 0) { bc[0] = m; bc[1] = s; }
+    }
+    __syncthreads();
+    m = bc[0]; s = bc[1];
+    if (threadIdx.x == 0) losses[blockIdx.x] = m + logf(s) - bc[2];
+    if (!weights) return;
+    float w = weights[blockIdx.x], inv = 1.0f / s;
+    for (int i = threadIdx.x * VN; i < Vp; i += blockDim.x * VN) {
+        Vec<T> v = load_vec(x + i);
+        for (int k = 0; k < VN; k++) {
+            int j = i + k;
+            float g = 0.0f;
+            if (j < V && w != 0.0f) g = (expf(to_f(v.v[k]) - m) * inv - (j == tgt ? 1.0f : 0.0f)) * w;
+            v.v[k] = from_f<T>(g);
+        }
+        store_vec(x + i, v);
+    }
+}
+template <typename T>
+void crossentropy(T *logits, float *losses, const int *targets, const float *weights, int N, int V, int Vp, cudaStream_t st) {
+    crossentropy_kernel<<<N, 512, 0, st>>>(logits, losses, targets, weights, V, Vp);
+    CUDA_LAUNCH_CHECK();
+}
+
+// ----------------------------------------------------------------------------
+// dbias (OC,) fp32 += sum over the N rows of dout (N,OC)
+template <typename T> __global__ void bias_backward_kernel(float *dbias, const T *dout, int N, int OC, int rows_per_block) {
+    __shared__ float sh[8][33];
+    int col = blockIdx.x * 32 + threadIdx.x;
+    int r0 = blockIdx.y * rows_per_block, r1 = min(N, r0 + rows_per_block);
+    float acc = 0.0f;
+    if (col < OC)
+        for (int r = r0 + threadIdx.y; r < r1; r += 8) acc += to_f(dout[(long)r * OC + col]);
+    sh[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < OC) {
+        for (int k = 1; k < 8; k++) acc += sh[k][threadIdx.x];
+        atomicAdd(dbias + col, acc);
+    }
+}
+template <typename T> void bias_backward(float *dbias, const T *dout, int N, int OC, cudaStream_t st) {
+    int rpb = 256;
+    dim3 grid(ceil_div(OC, 32), ceil_div(N, rpb)), block(32, 8);
+    bias_backward_kernel<<<grid, block, 0, st>>>(dbias, dout, N, OC, rpb);
+    CUDA_LAUNCH_CHECK();
+}
+
+// ----------------------------------------------------------------------------
+// AdamW over one group of trainable values (train_gpt2.c's adamw_step, the same float formula):
+//   j = idx ? idx[i] : i;  g = grad[j] * gscale;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+//   p[j] -= lr (m/bc1 / (sqrt(v/bc2) + eps) + decay p[j]);  px[j] = p[j] rounded (the bf16 copy)
+// With idx (LoRI-S) only the kept entries are read or written: masked entries of B never move.
+template <typename T>
+__global__ void adamw_kernel(float *p, const float *g, float *m, float *v, T *px, const uint32_t *idx, long n, float lr,
+                             float b1, float b2, float eps, float bc1, float bc2, float decay, float gscale) {
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        long j = idx ? (long)idx[i] : i;
+        float gi = g[j] * gscale;
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float mhat = mi / bc1, vhat = vi / bc2;
+        float pj = p[j];
+        pj -= lr * (mhat / (sqrtf(vhat) + eps) + decay * pj);
+        p[j] = pj;
+        if (px) px[j] = from_f<T>(pj);
+    }
+}
+
+// out += sum of g[idx ? idx[i] : i]^2 (double, as the CPU's adamw_grad_norm)
+__global__ void sumsq_kernel(double *out, const float *g, const uint32_t *idx, long n) {
+    __shared__ double sh[32];
+    double acc = 0.0;
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        double x = g[idx ? (long)idx[i] : i];
+        acc += x * x;
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double s = 0.0;
+        for (int k = 0; k < (int)blockDim.x / 32; k++) s += sh[k];
+        atomicAdd(out, s);
+    }
+}
+
+// out (n,) = in converted (float <-> bf16, or a plain copy)
+template <typename To, typename Ti> __global__ void cast_kernel(To *out, const Ti *in, long n) {
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        out[i] = from_f<To>(to_f(in[i]));
+}
+template <typename To, typename Ti> void cast(To *out, const Ti *in, long n, cudaStream_t st) {
+    if (n <= 0) return;
+    int blocks = ceil_div(n, 256);
+    if (blocks > 8192) blocks = 8192;
+    cast_kernel<<<blocks, 256, 0, st>>>(out, in, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+// ----------------------------------------------------------------------------
+// adapter dropout (inverted), reproducing the CPU trainer's draws: element i of a slot's (N,in)
+// input uses the (base+i+1)-th splitmix64 draw after `state`; kept with probability keep.
+__device__ inline float dropout_mult(uint64_t state, uint64_t k, float keep, float inv) {
+    float u = (float)(splitmix64_at(state, k) >> 40) * (1.0f / 16777216.0f);
+    return u < keep ? inv : 0.0f;
+}
+// out = x * mult
+template <typename T>
+__global__ void dropout_apply_kernel(T *out, const T *x, long n, uint64_t state, uint64_t base, float keep, float inv) {
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        out[i] = from_f<T>(to_f(x[i]) * dropout_mult(state, base + i + 1, keep, inv));
+}
+// dinp += tmp * mult
+template <typename T>
+__global__ void dropout_add_kernel(T *dinp, const T *tmp, long n, uint64_t state, uint64_t base, float keep, float inv) {
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        dinp[i] = from_f<T>(to_f(dinp[i]) + to_f(tmp[i]) * dropout_mult(state, base + i + 1, keep, inv));
+}
