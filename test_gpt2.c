@@ -268,6 +268,66 @@ START_TEST(test_adapter_fast_vs_reference) {
 }
 END_TEST
 
+// kernels/fast.h against the reference layers, on awkward shapes (T = 1, B = 1, odd sizes)
+static float *frand(size_t n, float scale) {
+    float *a = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) a[i] = scale * (float)urand();
+    return a;
+}
+static float max_diff_ff(const float *a, const float *b, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(a[i] - b[i]));
+    return m;
+}
+START_TEST(test_fast_layers_vs_reference) {
+    int shapes[][4] = {{1, 1, 8, 1}, {1, 7, 12, 3}, {3, 5, 20, 4}, {2, 17, 33, 3}, {1, 64, 64, 4}}; // B, T, C, NH
+    for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+        int B = shapes[k][0], T = shapes[k][1], C = shapes[k][2], NH = shapes[k][3], N = B * T, V = 2 * C + 3, Vp = V + 5;
+        size_t att = (size_t)B * NH * T * T;
+        // GELU (values to +-6: both tails)
+        float *x = frand((size_t)N * C, 6), *o1 = calloc(N * C, 4), *o2 = calloc(N * C, 4), *d = frand((size_t)N * C, 1);
+        gelu_forward(o1, x, (size_t)N * C); gelu_forward_fast(o2, x, (size_t)N * C);
+        ck_assert_float_le(max_diff_ff(o1, o2, (size_t)N * C), 2e-6f);
+        memset(o1, 0, 4 * N * C); memset(o2, 0, 4 * N * C);
+        gelu_backward(o1, x, d, (size_t)N * C); gelu_backward_fast(o2, x, d, (size_t)N * C);
+        ck_assert_float_le(max_diff_ff(o1, o2, (size_t)N * C), 2e-6f);
+        // layernorm forward/backward
+        float *w = frand(C, 1), *bb = frand(C, 1), *m1 = calloc(N, 4), *r1 = calloc(N, 4), *m2 = calloc(N, 4), *r2 = calloc(N, 4);
+        layernorm_forward(o1, m1, r1, x, w, bb, N, C); layernorm_forward_fast(o2, m2, r2, x, w, bb, N, C);
+        ck_assert_float_le(max_diff_ff(o1, o2, (size_t)N * C), 1e-5f);
+        float *dw1 = calloc(C, 4), *db1 = calloc(C, 4), *dw2 = calloc(C, 4), *db2 = calloc(C, 4);
+        memset(o1, 0, 4 * N * C); memset(o2, 0, 4 * N * C);
+        layernorm_backward(o1, dw1, db1, d, x, w, m1, r1, N, C); layernorm_backward_fast(o2, dw2, db2, d, x, w, m1, r1, N, C);
+        ck_assert_float_le(max_diff_ff(o1, o2, (size_t)N * C), 1e-5f);
+        ck_assert_float_le(max_diff_ff(dw1, dw2, C), 1e-5f);
+        ck_assert_float_le(max_diff_ff(db1, db2, C), 1e-5f);
+        // attention forward/backward
+        float *qkv = frand((size_t)N * 3 * C, 2), *p1 = calloc(att, 4), *a1 = calloc(att, 4), *p2 = calloc(att, 4), *a2 = calloc(att, 4);
+        attention_forward(o1, p1, a1, qkv, B, T, C, NH); attention_forward_fast(o2, p2, a2, qkv, B, T, C, NH);
+        ck_assert_float_le(max_diff_ff(o1, o2, (size_t)N * C), 1e-5f);
+        ck_assert_float_le(max_diff_ff(a1, a2, att), 1e-6f);
+        float *g1 = calloc(N * 3 * C, 4), *g2 = calloc(N * 3 * C, 4);
+        float *s1 = calloc(att, 4), *s2 = calloc(att, 4); // dpreatt, datt scratch (p1, p2 reused)
+        attention_backward(g1, p1, s1, d, qkv, a1, B, T, C, NH); attention_backward_fast(g2, p2, s2, d, qkv, a1, B, T, C, NH);
+        free(s1); free(s2);
+        ck_assert_float_le(max_diff_ff(g1, g2, (size_t)N * 3 * C), 1e-5f);
+        // softmax + cross-entropy
+        float *lg = frand((size_t)N * Vp, 5), *pr1 = calloc(N * Vp, 4), *pr2 = calloc(N * Vp, 4), *l1 = calloc(N, 4), *l2 = calloc(N, 4);
+        int *tg = malloc(sizeof(int) * N);
+        for (int i = 0; i < N; i++) tg[i] = (i * 7) % V;
+        softmax_crossentropy_forward(l1, pr1, lg, tg, N, V, Vp); softmax_crossentropy_forward_fast(l2, pr2, lg, tg, N, V, Vp);
+        ck_assert_float_le(max_diff_ff(l1, l2, N), 1e-5f);
+        ck_assert_float_le(max_diff_ff(pr1, pr2, (size_t)N * Vp), 1e-6f);
+        float *dl1 = calloc(N * Vp, 4), *dl2 = calloc(N * Vp, 4);
+        softmax_crossentropy_backward(dl1, l1, pr1, tg, N, V, Vp); softmax_crossentropy_backward_fast(dl2, l1, pr1, tg, N, V, Vp);
+        ck_assert_float_le(max_diff_ff(dl1, dl2, (size_t)N * Vp), 1e-6f);
+        free(x); free(o1); free(o2); free(d); free(w); free(bb); free(m1); free(r1); free(m2); free(r2);
+        free(dw1); free(db1); free(dw2); free(db2); free(qkv); free(p1); free(a1); free(p2); free(a2); free(g1); free(g2);
+        free(lg); free(pr1); free(pr2); free(l1); free(l2); free(tg); free(dl1); free(dl2);
+    }
+}
+END_TEST
+
 // ----------------------------------------------------------------------------
 // the whole model against PyTorch (float64 reference, dev/gpt2_reference.py)
 
@@ -778,6 +838,7 @@ static Suite *gpt2_suite(void) {
     tcase_add_test(layers, test_fd_crossentropy_masked);
     tcase_add_test(layers, test_fd_adapted_linear);
     tcase_add_test(layers, test_adapter_fast_vs_reference);
+    tcase_add_test(layers, test_fast_layers_vs_reference);
     suite_add_tcase(s, layers);
     TCase *model = tcase_create("model");
     tcase_set_timeout(model, 300);

@@ -40,6 +40,7 @@ state, and the backward pass stops below the lowest adapted layer.
 #undef real
 #undef LAYER_FN
 #include "kernels/gemm.h"
+#include "kernels/fast.h"
 #include "lora/adapter.h"
 #include "lora/adapter_file.h"
 #include "lora/peft.h"
@@ -56,6 +57,9 @@ state, and the backward pass stops below the lowest adapted layer.
 // Counts weight-gradient products of the base model: a frozen base must leave it at 0 (tested).
 static long long g_base_weight_grad_calls = 0;
 static int g_use_ref_kernels = 0; // --ref-kernels: the plain loops, for comparison
+
+// the other layers: the fast versions (kernels/fast.h) unless --ref-kernels
+#define FAST_OR_REF(name, ...) (g_use_ref_kernels ? name(__VA_ARGS__) : name##_fast(__VA_ARGS__))
 
 // out (N,OC) = inp (N,C) @ weight^T (OC,C) + bias (OC)
 static void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC) {
@@ -74,12 +78,17 @@ static void matmul_backward(float *dinp, float *dweight, float *dbias, const flo
     if (g_use_ref_kernels) { matmul_backward_ref(dinp, dweight, dbias, dout, inp, weight, N, C, OC); return; }
     if (dinp) gemm('N', 'N', N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
     if (dweight) gemm('T', 'N', OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
-    if (dbias) {
+    if (dbias) { // column sums: blocks of 64 columns per thread, rows in order, vectorised across columns
 #pragma omp parallel for
-        for (int o = 0; o < OC; o++) {
-            float s = 0;
-            for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
-            dbias[o] += s;
+        for (int o0 = 0; o0 < OC; o0 += 64) {
+            int o1 = o0 + 64 < OC ? o0 + 64 : OC;
+            float acc[64] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *d = dout + (size_t)n * OC;
+#pragma omp simd
+                for (int o = o0; o < o1; o++) acc[o - o0] += d[o];
+            }
+            for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
         }
     }
 }
@@ -502,23 +511,23 @@ static void gpt2_forward(GPT2 *m, const int *inputs, const int *targets, const u
         float *residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * N * C;
         size_t o1 = (size_t)l * N * C, o3 = (size_t)l * N * 3 * C, o4 = (size_t)l * N * 4 * C, ob = (size_t)l * N;
         size_t oa = (size_t)l * B * NH * T * T;
-        layernorm_forward(a.ln1 + o1, a.ln1_mean + ob, a.ln1_rstd + ob, residual, p.ln1w + l * C, p.ln1b + l * C, N, C);
+        FAST_OR_REF(layernorm_forward, a.ln1 + o1, a.ln1_mean + ob, a.ln1_rstd + ob, residual, p.ln1w + l * C, p.ln1b + l * C, N, C);
         linear_forward(m, l, T_QKV, a.qkv + o3, a.ln1 + o1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, N, C, 3 * C);
-        attention_forward(a.atty + o1, a.preatt + oa, a.att + oa, a.qkv + o3, B, T, C, NH);
+        FAST_OR_REF(attention_forward, a.atty + o1, a.preatt + oa, a.att + oa, a.qkv + o3, B, T, C, NH);
         linear_forward(m, l, T_ATTPROJ, a.attproj + o1, a.atty + o1, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, N, C, C);
         residual_forward(a.residual2 + o1, residual, a.attproj + o1, (size_t)N * C);
-        layernorm_forward(a.ln2 + o1, a.ln2_mean + ob, a.ln2_rstd + ob, a.residual2 + o1, p.ln2w + l * C, p.ln2b + l * C, N, C);
+        FAST_OR_REF(layernorm_forward, a.ln2 + o1, a.ln2_mean + ob, a.ln2_rstd + ob, a.residual2 + o1, p.ln2w + l * C, p.ln2b + l * C, N, C);
         linear_forward(m, l, T_FC, a.fch + o4, a.ln2 + o1, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, N, C, 4 * C);
-        gelu_forward(a.fch_gelu + o4, a.fch + o4, (size_t)N * 4 * C);
+        FAST_OR_REF(gelu_forward, a.fch_gelu + o4, a.fch + o4, (size_t)N * 4 * C);
         linear_forward(m, l, T_FCPROJ, a.fcproj + o1, a.fch_gelu + o4, p.fcprojw + (size_t)l * 4 * C * C, p.fcprojb + l * C, N, 4 * C, C);
         residual_forward(a.residual3 + o1, a.residual2 + o1, a.fcproj + o1, (size_t)N * C);
     }
     float *residual = a.residual3 + (size_t)(L - 1) * N * C;
-    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, N, C);
+    FAST_OR_REF(layernorm_forward, a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, N, C);
     matmul_forward(a.logits, a.lnf, p.wte, NULL, N, C, Vp); // LM head tied to wte
     m->mean_loss = -1.0f;
     if (!targets) return;
-    softmax_crossentropy_forward(a.losses, a.probs, a.logits, targets, N, V, Vp);
+    FAST_OR_REF(softmax_crossentropy_forward, a.losses, a.probs, a.logits, targets, N, V, Vp);
     double sum = 0;
     long count = 0;
     for (int i = 0; i < N; i++) if (!mask || mask[i]) { sum += a.losses[i]; count++; }
@@ -542,11 +551,11 @@ static void gpt2_backward(GPT2 *m, const uint8_t *mask, float scale) {
     ActivationTensors a = m->acts, ga = m->grads_acts;
     int lo = m->lowest_trainable; // gradients are needed at and above this position only
     for (int i = 0; i < N; i++) m->dlosses[i] = (!mask || mask[i]) ? scale : 0.0f;
-    softmax_crossentropy_backward(ga.logits, m->dlosses, a.probs, m->targets, N, V, Vp);
+    FAST_OR_REF(softmax_crossentropy_backward, ga.logits, m->dlosses, a.probs, m->targets, N, V, Vp);
     matmul_backward(ga.lnf, full ? g.wte : NULL, NULL, ga.logits, a.lnf, p.wte, N, C, Vp);
     float *residual = a.residual3 + (size_t)(L - 1) * N * C;
     float *dresidual = ga.residual3 + (size_t)(L - 1) * N * C;
-    layernorm_backward(dresidual, full ? g.lnfw : NULL, full ? g.lnfb : NULL, ga.lnf, residual, p.lnfw, a.lnf_mean, a.lnf_rstd, N, C);
+    FAST_OR_REF(layernorm_backward, dresidual, full ? g.lnfw : NULL, full ? g.lnfb : NULL, ga.lnf, residual, p.lnfw, a.lnf_mean, a.lnf_rstd, N, C);
     for (int l = L - 1; l >= 0 && lo < 4 * l + 4; l--) {
         residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * N * C;
         dresidual = l == 0 ? ga.encoded : ga.residual3 + (size_t)(l - 1) * N * C;
@@ -558,12 +567,12 @@ static void gpt2_backward(GPT2 *m, const uint8_t *mask, float scale) {
         linear_backward(m, l, T_FCPROJ, lo < p0 + 3 ? ga.fch_gelu + o4 : NULL, full ? g.fcprojw + (size_t)l * 4 * C * C : NULL,
                         full ? g.fcprojb + l * C : NULL, ga.fcproj + o1, a.fch_gelu + o4, p.fcprojw + (size_t)l * 4 * C * C, N, 4 * C, C);
         if (lo <= p0 + 2) {
-            gelu_backward(ga.fch + o4, a.fch + o4, ga.fch_gelu + o4, (size_t)N * 4 * C);
+            FAST_OR_REF(gelu_backward, ga.fch + o4, a.fch + o4, ga.fch_gelu + o4, (size_t)N * 4 * C);
             linear_backward(m, l, T_FC, lo < p0 + 2 ? ga.ln2 + o1 : NULL, full ? g.fcw + (size_t)l * 4 * C * C : NULL,
                             full ? g.fcb + l * 4 * C : NULL, ga.fch + o4, a.ln2 + o1, p.fcw + (size_t)l * 4 * C * C, N, C, 4 * C);
         }
         if (lo < p0 + 2)
-            layernorm_backward(ga.residual2 + o1, full ? g.ln2w + l * C : NULL, full ? g.ln2b + l * C : NULL, ga.ln2 + o1,
+            FAST_OR_REF(layernorm_backward, ga.residual2 + o1, full ? g.ln2w + l * C : NULL, full ? g.ln2b + l * C : NULL, ga.ln2 + o1,
                                a.residual2 + o1, p.ln2w + l * C, a.ln2_mean + ob, a.ln2_rstd + ob, N, C);
         if (lo > p0 + 1) break; // nothing trainable below the MLP of this layer
         // attn_proj and the residual around attention
@@ -571,12 +580,12 @@ static void gpt2_backward(GPT2 *m, const uint8_t *mask, float scale) {
         linear_backward(m, l, T_ATTPROJ, lo < p0 + 1 ? ga.atty + o1 : NULL, full ? g.attprojw + (size_t)l * C * C : NULL,
                         full ? g.attprojb + l * C : NULL, ga.attproj + o1, a.atty + o1, p.attprojw + (size_t)l * C * C, N, C, C);
         if (lo <= p0) {
-            attention_backward(ga.qkv + o3, ga.preatt + oa, ga.att + oa, ga.atty + o1, a.qkv + o3, a.att + oa, B, T, C, NH);
+            FAST_OR_REF(attention_backward, ga.qkv + o3, ga.preatt + oa, ga.att + oa, ga.atty + o1, a.qkv + o3, a.att + oa, B, T, C, NH);
             linear_backward(m, l, T_QKV, lo < p0 ? ga.ln1 + o1 : NULL, full ? g.qkvw + (size_t)l * 3 * C * C : NULL,
                             full ? g.qkvb + l * 3 * C : NULL, ga.qkv + o3, a.ln1 + o1, p.qkvw + (size_t)l * 3 * C * C, N, C, 3 * C);
         }
         if (lo < p0)
-            layernorm_backward(dresidual, full ? g.ln1w + l * C : NULL, full ? g.ln1b + l * C : NULL, ga.ln1 + o1,
+            FAST_OR_REF(layernorm_backward, dresidual, full ? g.ln1w + l * C : NULL, full ? g.ln1b + l * C : NULL, ga.ln1 + o1,
                                residual, p.ln1w + l * C, a.ln1_mean + ob, a.ln1_rstd + ob, N, C);
     }
     if (full) { encoder_backward(g.wte, g.wpe, ga.encoded, m->inputs, B, T, C); g_base_weight_grad_calls++; }
