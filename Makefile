@@ -25,8 +25,8 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 TRAINERS := train_gpt2 train_lora train_lori train_plora
-TESTS    := test_gpt2 test_train test_kernels test_tasks test_adapter_io
-TOOLS    := make_tasks
+TESTS    := test_gpt2 test_train test_kernels test_tasks test_adapter_io test_merge
+TOOLS    := make_tasks merge_adapters
 
 .PHONY: all test deps clean
 all: $(TRAINERS) $(TOOLS)
@@ -40,6 +40,9 @@ train_lori: train_gpt2.c $(HEADERS)
 train_plora: train_gpt2.c $(HEADERS)
 	$(CC) $(CFLAGS) -DDEFAULT_ADAPTER=\"plora\" -o $@ $< $(LDLIBS)
 
+merge_adapters: merge_adapters.c train_gpt2.c report.h $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
 make_tasks: data/make_tasks.c $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
@@ -50,8 +53,10 @@ deps:
 test_%: test_%.c train_gpt2.c report.h $(HEADERS) | deps
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
 
+test_merge: merge_adapters
+
 test: deps
-	@$(MAKE) --no-print-directory $(TESTS)
+	@$(MAKE) --no-print-directory $(TESTS) $(TOOLS)
 	@sh dev/run_tests.sh $(TESTS)
 
 clean:

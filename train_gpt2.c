@@ -1395,7 +1395,9 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
     int nphases = 0;
     MaskMode mmode = MASK_MODEL;
     int mask_from_file = 0;
-    if (kind == ADAPTER_LORI) {
+    if (kind == ADAPTER_LORI && steps == 0) { // evaluation of a LoRI adapter: no stage, B as loaded
+        phases[nphases++] = (Phase){0, 0, cfg->lr};
+    } else if (kind == ADAPTER_LORI) {
         int mi = name_index(cfg->mask, mask_mode_names, 4);
         if (mi >= 0) mmode = (MaskMode)mi; else mask_from_file = 1;
         float lr_d = cfg->lori_lr_d >= 0 ? cfg->lori_lr_d : cfg->lr;

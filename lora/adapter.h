@@ -34,9 +34,9 @@ enum { T_QKV = 0, T_ATTPROJ = 1, T_FC = 2, T_FCPROJ = 3, NUM_TARGETS = 4 };
 typedef enum { INIT_KAIMING = 0, INIT_GAUSSIAN = 1 } AdapterInit;
 typedef enum { MASK_MODEL = 0, MASK_LAYER = 1, MASK_MATRIX = 2, MASK_RANDOM = 3 } MaskMode;
 
-static const char *adapter_kind_names[] = {"none", "lora", "lori", "plora"};
-static const char *target_names[NUM_TARGETS] = {"qkv", "attn_proj", "fc", "fc_proj"};
-static const char *mask_mode_names[] = {"model", "layer", "matrix", "random"};
+__attribute__((unused)) static const char *adapter_kind_names[] = {"none", "lora", "lori", "plora"};
+__attribute__((unused)) static const char *target_names[NUM_TARGETS] = {"qkv", "attn_proj", "fc", "fc_proj"};
+__attribute__((unused)) static const char *mask_mode_names[] = {"model", "layer", "matrix", "random"};
 
 typedef struct {
     AdapterKind kind;
