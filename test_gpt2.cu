@@ -342,14 +342,14 @@ static void test_vs_cpu() {
     write_shard((d + "/val.bin").c_str(), va);
     std::string base = "-e L=2,C=64,H=4,V=257,T=64 -b 4 -t 32 -l 3e-3 -v 5 -m 2 -s 0 --seed 11 --print-every 1000 --warmup 2";
     compare_runs("full", d, base + " -x 10 --adapter none -c 0.1", 0, false, true);
-    compare_runs("lora", d, base + " -x 10 --adapter lora --rank 4 -c 0.01", 0, true, false);
-    compare_runs("lora_dropout", d, base + " -x 10 --adapter lora --rank 4 --dropout 0.2", 0, true, false);
-    compare_runs("lori", d, base + " -x 8 --adapter lori --rank 4 --sparsity 0.9", 0, true, false);
-    compare_runs("plora", d, base + " -x 12 --adapter plora --rank 4 --plora-every 4", 0, true, true);
-    compare_runs("plora_momentum", d, base + " -x 12 --adapter plora --rank 4 --plora-every 4 --plora-momentum 0.5", 0, true, true);
+    compare_runs("lora", d, base + " -x 10 --adapter lora --rank 8 -c 0.01", 0, true, false);
+    compare_runs("lora_dropout", d, base + " -x 10 --adapter lora --rank 8 --dropout 0.2", 0, true, false);
+    compare_runs("lori", d, base + " -x 8 --adapter lori --rank 8 --sparsity 0.9", 0, true, false);
+    compare_runs("plora", d, base + " -x 12 --adapter plora --rank 8 --plora-every 4", 0, true, true);
+    compare_runs("plora_momentum", d, base + " -x 12 --adapter plora --rank 8 --plora-every 4 --plora-momentum 0.5", 0, true, true);
     compare_runs("full_bf16", d, base + " -x 10 --adapter none", 1, false, false);
-    compare_runs("lora_bf16", d, base + " -x 10 --adapter lora --rank 4", 1, true, false);
-    compare_runs("lori_bf16", d, base + " -x 8 --adapter lori --rank 4", 1, true, false);
+    compare_runs("lora_bf16", d, base + " -x 10 --adapter lora --rank 8", 1, true, false);
+    compare_runs("lori_bf16", d, base + " -x 8 --adapter lori --rank 8", 1, true, false);
     std::string rm = "rm -rf " + d;
     if (system(rm.c_str()) != 0) printf("(could not remove %s)\n", dir);
 }
