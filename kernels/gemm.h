@@ -137,6 +137,8 @@ static void gemm_kernel_avx2(int kc, const float *restrict a, ptrdiff_t si, ptrd
     for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
     const float *p[2] = {a, a + 3 * si};
     const ptrdiff_t off[3] = {0, si, 2 * si};
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
     for (int k = 0; k < kc; k++, b += sb) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 16
@@ -173,6 +175,9 @@ static inline void gemm_tile_avx512(int nv, int kc, const float *restrict a, ptr
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     const float *p[4] = {a, a + 3 * si, a + 6 * si, a + 9 * si};
     const ptrdiff_t off[3] = {0, si, 2 * si};
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)  // C's tile is needed at the end; start fetching it now
+        for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(c + (size_t)i * ldc + 16 * v), _MM_HINT_T0);
     for (int k = 0; k < kc; k++, b += sb) {
         __m512 bv[2];
         bv[0] = _mm512_loadu_ps(b);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Benchmarks kernels/gemm.h against OpenBLAS on GPT-2 124M's linear layers.
-#   sh dev/bench/gemm.sh [B T]      (from the repository root; default B=4 T=64)
+#   sh dev/bench/gemm.sh [B T [filter]]   (default B=4 T=64; filter: products whose name contains it)
 # Needs Debian's libopenblas-dev + libopenblas0-pthread (only this benchmark links OpenBLAS).
 # OpenBLAS picks its kernels by CPU detection: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE overrides
 # from the environment are dropped for this run; the core it picked is printed.
