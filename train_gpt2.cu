@@ -26,6 +26,7 @@ entries stay exactly 0; PLoRA's unload is one product per slot on the device.
 */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -39,6 +40,12 @@ entries stay exactly 0; PLoRA's unload is one product per slot on the device.
 
 // Counts weight-gradient products of the base model: a frozen base must leave it at 0 (tested).
 static long long g_gpu_base_weight_grad_calls = 0;
+
+static double now_ms() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
 
 static void gpu_die(const char *msg) {
     fprintf(stderr, "error: %s\n", msg);
@@ -58,6 +65,14 @@ static void gpu_param_sizes(size_t *s, const GPUConfig &c) {
                             L * C, L * C, L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C};
     memcpy(s, v, sizeof(v));
 }
+
+// GPU_PROFILE=1 in the environment: every operation is bracketed by CUDA events and the time per step
+// of each category is printed when the model is freed (steps after the first; waits included)
+enum { PC_HOST, PC_EMBED, PC_MATMUL, PC_WGRAD, PC_LORA, PC_ATT_FWD, PC_ATT_BWD, PC_LN, PC_GELU, PC_CE, PC_OPT, PC_NCAT };
+static const char *prof_names[PC_NCAT] = {"batch upload, loss download, host waits", "embedding", "matmul: forward, input grads, LM head",
+                                          "matmul: weight and bias grads", "adapter products", "attention forward",
+                                          "attention backward", "layernorm (+residual)", "gelu", "cross-entropy",
+                                          "optimizer, grad norm, zeroing"};
 
 // the interface the C side sees (cuda/gpt2_gpu.h); one implementation per activation type
 struct GPUModel {
@@ -83,6 +98,7 @@ struct GPUModel {
     virtual void get_logits(int row0, int nrows, float *out) = 0;
     virtual void get_grads(float *g) = 0;
     virtual void get_adapter_grads(float *g) = 0;
+    virtual void prof_flush() = 0;
     size_t mem_now = 0, mem_peak = 0;
 };
 
@@ -142,6 +158,47 @@ template <typename T> struct ModelT : GPUModel {
     float *opt_m = nullptr, *opt_v = nullptr;
     size_t opt_total = 0;
     double *norm_d = nullptr;
+
+    // the profile (GPU_PROFILE)
+    bool prof = getenv("GPU_PROFILE") != nullptr;
+    std::vector<cudaEvent_t> ev_pool;
+    std::vector<int> ev_cat;
+    size_t nev = 0;
+    double prof_ms[PC_NCAT] = {}, prof_host_ms = 0;
+    int prof_steps = 0;
+    void mark(int cat) {
+        if (!prof) return;
+        if (nev == ev_pool.size()) {
+            cudaEvent_t e;
+            CUDA_CHECK(cudaEventCreate(&e));
+            ev_pool.push_back(e);
+            ev_cat.push_back(0);
+        }
+        CUDA_CHECK(cudaEventRecord(ev_pool[nev], st));
+        ev_cat[nev++] = cat;
+    }
+    void prof_flush() override { // once per step: the intervals between consecutive marks, by category
+        if (!prof || nev == 0) return;
+        mark(-1);
+        CUDA_CHECK(cudaEventSynchronize(ev_pool[nev - 1]));
+        if (prof_steps++ > 0)
+            for (size_t i = 0; i + 1 < nev; i++) {
+                float ms = 0;
+                CUDA_CHECK(cudaEventElapsedTime(&ms, ev_pool[i], ev_pool[i + 1]));
+                if (ev_cat[i] >= 0) prof_ms[ev_cat[i]] += ms;
+            }
+        nev = 0;
+    }
+    void prof_report() {
+        if (!prof || prof_steps < 2) return;
+        double tot = 0;
+        for (int i = 0; i < PC_NCAT; i++) tot += prof_ms[i];
+        int n = prof_steps - 1;
+        printf("GPU profile (GPU_PROFILE): %.2f ms per step over %d steps; host enqueue of forward+backward %.2f ms\n", tot / n, n,
+               prof_host_ms / n);
+        for (int i = 0; i < PC_NCAT; i++)
+            printf("  %-42s %8.3f ms  %5.1f%%\n", prof_names[i], prof_ms[i] / n, 100.0 * prof_ms[i] / tot);
+    }
 
     std::vector<std::pair<void *, size_t>> allocations; // every device buffer and its size
     template <typename X> X *dalloc(size_t n) {
@@ -267,6 +324,8 @@ template <typename T> struct ModelT : GPUModel {
     }
 
     ~ModelT() {
+        prof_report();
+        for (cudaEvent_t e : ev_pool) cudaEventDestroy(e);
         for (auto &a : allocations) cudaFree(a.first);
         gemm_context_free(&gc);
     }
@@ -357,10 +416,12 @@ template <typename T> struct ModelT : GPUModel {
         CUDA_CHECK(cudaMemcpy(opt_v, v, opt_total * sizeof(float), cudaMemcpyHostToDevice));
     }
     void zero_grad() override {
+        mark(PC_OPT);
         if (grads32) CUDA_CHECK(cudaMemsetAsync(grads32, 0, nparams * sizeof(float), st));
         if (gab32) CUDA_CHECK(cudaMemsetAsync(gab32, 0, (nA + nB) * sizeof(float), st));
     }
     float grad_norm() override {
+        mark(PC_OPT);
         CUDA_CHECK(cudaMemsetAsync(norm_d, 0, sizeof(double), st));
         for (const Group &g : groups) {
             if (g.n == 0) continue;
@@ -373,6 +434,7 @@ template <typename T> struct ModelT : GPUModel {
         return (float)sqrt(s);
     }
     void adamw_step(float lr, float wd, float gscale, int t) override {
+        mark(PC_OPT);
         const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
         float bc1 = 1.0f - powf(b1, (float)t), bc2 = 1.0f - powf(b2, (float)t);
         size_t base = 0;
@@ -396,10 +458,12 @@ template <typename T> struct ModelT : GPUModel {
 
     // out (N,OC) = inp (N,Cin) W^T (W (OC,Cin)) + bias, plus the adapter's low-rank term
     void linear_forward(int l, int t, T *out, const T *inp, const T *W, const T *bias, int Cin, int OC) {
+        mark(PC_MATMUL);
         gemm<T, T>(&gc, 'N', 'T', N, OC, Cin, 1.0f, inp, Cin, W, Cin, 0.0f, out, OC, bias);
         if (!has_ad) return;
         int s = slot_of[l * 4 + t];
         if (s < 0) return;
+        mark(PC_LORA);
         int in = slot_in[s], o = slot_out[s], r = rank;
         T *us = u + (size_t)s * N * r;
         const T *x = inp;
@@ -421,7 +485,9 @@ template <typename T> struct ModelT : GPUModel {
     // (fp32, NULL when frozen); then the adapter: dB += s dout^T u, du = s dout B, dA += du^T drop(x),
     // dinp += (du A) * drop
     void linear_backward(int l, int t, T *dinp, float *dW, float *db, const T *dout, const T *inp, const T *W, int Cin, int OC) {
+        mark(PC_MATMUL);
         if (dinp) gemm<T, T>(&gc, 'N', 'N', N, Cin, OC, 1.0f, dout, OC, W, Cin, 0.0f, dinp, Cin);
+        mark(PC_WGRAD);
         if (dW) {
             gemm<T, float>(&gc, 'T', 'N', OC, Cin, N, 1.0f, dout, OC, inp, Cin, 1.0f, dW, Cin);
             g_gpu_base_weight_grad_calls++;
@@ -430,6 +496,7 @@ template <typename T> struct ModelT : GPUModel {
         if (!has_ad) return;
         int s = slot_of[l * 4 + t];
         if (s < 0) return;
+        mark(PC_LORA);
         int in = slot_in[s], o = slot_out[s], r = rank;
         const T *us = u + (size_t)s * N * r;
         float *dA = gab32 + a_off[s], *dB = gab32 + nA + b_off[s];
@@ -462,6 +529,8 @@ template <typename T> struct ModelT : GPUModel {
     // forward (and, fused through the cross-entropy, backward)
 
     float forward(const int *inp, const int *tgt, const uint8_t *mask, float lscale, bool backward, long *count) override {
+        double h0 = prof ? now_ms() : 0;
+        mark(PC_HOST);
         for (int i = 0; i < N; i++) {
             if (inp[i] < 0 || inp[i] >= V) { fprintf(stderr, "error: input token id %d is outside the vocab (%d)\n", inp[i], V); exit(1); }
             if (tgt && (tgt[i] < 0 || tgt[i] >= V)) { fprintf(stderr, "error: target token id %d is outside the vocab (%d)\n", tgt[i], V); exit(1); }
@@ -475,31 +544,41 @@ template <typename T> struct ModelT : GPUModel {
             CUDA_CHECK(cudaMemcpy(weights_d, weights_h.data(), N * sizeof(float), cudaMemcpyHostToDevice));
         }
         size_t NC = (size_t)N * C;
+        mark(PC_EMBED);
         encoder_forward(encoded, inputs_d, pX(P_WTE), pX(P_WPE), B, T_, C, st);
+        mark(PC_LN);
         layernorm_forward(ln1, ln1_mean, ln1_rstd, (T *)nullptr, encoded, (const T *)nullptr, pX(P_LN1W), pX(P_LN1B), N, C, st);
         for (int l = 0; l < L; l++) {
             const T *residual = l == 0 ? encoded : res3 + (l - 1) * NC;
             T *l_ln1 = ln1 + l * NC, *l_qkv = qkv + l * 3 * NC, *l_atty = atty + l * NC, *l_res2 = res2 + l * NC;
             T *l_ln2 = ln2 + l * NC, *l_fch = fch + l * 4 * NC, *l_fchg = fchg + l * 4 * NC, *l_res3 = res3 + l * NC;
             linear_forward(l, 0, l_qkv, l_ln1, pX(P_QKVW) + (size_t)l * 3 * C * C, pX(P_QKVB) + l * 3 * C, C, 3 * C);
+            mark(PC_ATT_FWD);
             attention_forward(l_atty, lse + (size_t)l * N * NH, l_qkv, B, T_, C, NH, simple, st);
             linear_forward(l, 1, proj, l_atty, pX(P_ATTPROJW) + (size_t)l * C * C, pX(P_ATTPROJB) + l * C, C, C);
+            mark(PC_LN);
             layernorm_forward(l_ln2, ln2_mean + l * N, ln2_rstd + l * N, l_res2, residual, proj, pX(P_LN2W) + l * C,
                               pX(P_LN2B) + l * C, N, C, st);
             linear_forward(l, 2, l_fch, l_ln2, pX(P_FCW) + (size_t)l * 4 * C * C, pX(P_FCB) + l * 4 * C, C, 4 * C);
+            mark(PC_GELU);
             gelu_forward(l_fchg, l_fch, (long)N * 4 * C, st);
             linear_forward(l, 3, proj, l_fchg, pX(P_FCPROJW) + (size_t)l * 4 * C * C, pX(P_FCPROJB) + l * C, 4 * C, C);
+            mark(PC_LN);
             if (l + 1 < L)
                 layernorm_forward(ln1 + (l + 1) * NC, ln1_mean + (l + 1) * N, ln1_rstd + (l + 1) * N, l_res3, l_res2, proj,
                                   pX(P_LN1W) + (l + 1) * C, pX(P_LN1B) + (l + 1) * C, N, C, st);
             else
                 layernorm_forward(lnf, lnf_mean, lnf_rstd, l_res3, l_res2, proj, pX(P_LNFW), pX(P_LNFB), N, C, st);
         }
+        mark(PC_MATMUL);
         gemm<T, T>(&gc, 'N', 'T', N, Vp, C, 1.0f, lnf, C, pX(P_WTE), C, 0.0f, logits, Vp); // LM head tied to wte
         if (count) *count = 0;
         if (!tgt) return -1.0f;
+        mark(PC_CE);
         crossentropy(logits, losses, targets_d, backward ? weights_d : (const float *)nullptr, N, V, Vp, st);
         if (backward) this->backward();
+        if (prof) prof_host_ms += now_ms() - h0;
+        mark(PC_HOST);
         CUDA_CHECK(cudaMemcpy(losses_h.data(), losses, N * sizeof(float), cudaMemcpyDeviceToHost));
         double sum = 0;
         long n = 0;
@@ -515,11 +594,14 @@ template <typename T> struct ModelT : GPUModel {
         bool full = grads32 != nullptr;
         int lo = has_ad ? lowest : -1;
         auto gp = [&](int i) { return full ? grads32 + poff[i] : (float *)nullptr; };
+        mark(PC_MATMUL);
         gemm<T, T>(&gc, 'N', 'N', N, C, Vp, 1.0f, logits, Vp, pX(P_WTE), C, 0.0f, dsmall, C);
+        mark(PC_WGRAD);
         if (full) {
             gemm<T, float>(&gc, 'T', 'N', Vp, C, N, 1.0f, logits, Vp, lnf, C, 1.0f, gp(P_WTE), C);
             g_gpu_base_weight_grad_calls++;
         }
+        mark(PC_LN);
         layernorm_backward(dres, gp(P_LNFW), gp(P_LNFB), dsmall, res3 + (L - 1) * NC, pX(P_LNFW), lnf_mean, lnf_rstd, N, C,
                            0, num_sms, st);
         for (int l = L - 1; l >= 0 && lo < 4 * l + 4; l--) {
@@ -530,10 +612,12 @@ template <typename T> struct ModelT : GPUModel {
             linear_backward(l, 3, lo < p0 + 3 ? dbig : nullptr, gl(P_FCPROJW, (size_t)4 * C * C), gl(P_FCPROJB, C), dres,
                             fchg + l * 4 * NC, pX(P_FCPROJW) + (size_t)l * 4 * C * C, 4 * C, C);
             if (lo <= p0 + 2) {
+                mark(PC_GELU);
                 gelu_backward(dbig, fch + l * 4 * NC, dbig, (long)N * 4 * C, st);
                 linear_backward(l, 2, lo < p0 + 2 ? dsmall : nullptr, gl(P_FCW, (size_t)4 * C * C), gl(P_FCB, 4 * C), dbig,
                                 ln2 + l * NC, pX(P_FCW) + (size_t)l * 4 * C * C, C, 4 * C);
             }
+            mark(PC_LN);
             if (lo < p0 + 2)
                 layernorm_backward(dres, gl(P_LN2W, C), gl(P_LN2B, C), dsmall, res2 + l * NC, pX(P_LN2W) + l * C,
                                    ln2_mean + l * N, ln2_rstd + l * N, N, C, 1, num_sms, st);
@@ -542,15 +626,18 @@ template <typename T> struct ModelT : GPUModel {
             linear_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C), dres,
                             atty + l * NC, pX(P_ATTPROJW) + (size_t)l * C * C, C, C);
             if (lo <= p0) {
+                mark(PC_ATT_BWD);
                 attention_backward(dqkv, attD, dsmall, qkv + l * 3 * NC, atty + l * NC, lse + (size_t)l * N * NH, B, T_, C,
                                    NH, simple, st);
                 linear_backward(l, 0, lo < p0 ? dsmall : nullptr, gl(P_QKVW, (size_t)3 * C * C), gl(P_QKVB, 3 * C), dqkv,
                                 ln1 + l * NC, pX(P_QKVW) + (size_t)l * 3 * C * C, C, 3 * C);
             }
+            mark(PC_LN);
             if (lo < p0)
                 layernorm_backward(dres, gl(P_LN1W, C), gl(P_LN1B, C), dsmall, residual, pX(P_LN1W) + l * C,
                                    ln1_mean + l * N, ln1_rstd + l * N, N, C, 1, num_sms, st);
         }
+        mark(PC_EMBED);
         if (full) encoder_backward(gp(P_WTE), gp(P_WPE), dres, inputs_d, B, T_, C, st);
     }
 
@@ -620,7 +707,10 @@ void gpu_plora_fold(GPUModel *m, float factor) { m->plora_fold(factor); }
 void gpu_get_logits(GPUModel *m, int row0, int nrows, float *out) { m->get_logits(row0, nrows, out); }
 void gpu_get_grads(GPUModel *m, float *g) { m->get_grads(g); }
 void gpu_get_adapter_grads(GPUModel *m, float *g) { m->get_adapter_grads(g); }
-void gpu_synchronize(GPUModel *m) { (void)m; CUDA_CHECK(cudaDeviceSynchronize()); }
+void gpu_synchronize(GPUModel *m) {
+    m->prof_flush();
+    CUDA_CHECK(cudaDeviceSynchronize());
+}
 void gpu_memory(GPUModel *m, size_t *now, size_t *peak) { *now = m->mem_now; *peak = m->mem_peak; }
 }
 

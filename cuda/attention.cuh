@@ -19,8 +19,9 @@ Fragment layouts are the PTX ISA's for mma.m16n8k16 (g = lane/4, t = lane%4):
   B (16x8, col):  b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]
   C (16x8):       c0,c1 = C[g][2t], C[g][2t+1];  c2,c3 = C[g+8][2t], C[g+8][2t+1]
 so the C fragments of two adjacent 8-column blocks of S are exactly the A fragment of P for the
-next product (no shuffles), and every B fragment is one 32-bit shared-memory load from a tile
-stored either as is or transposed (rows padded to 72 elements: conflict-free).
+next product (no shuffles). B fragments come from row-major tiles through ldmatrix (.trans where
+the tile holds the product's k as rows), rows padded to 72 elements: conflict-free. Tiles are
+copied with cp.async into two buffers, the next tile's copy overlapping this tile's products.
 */
 #pragma once
 #include "common.cuh"
@@ -181,7 +182,7 @@ __global__ void attention_backward_dkv_simple_kernel(T *dqkv, const T *qkv, cons
 // ----------------------------------------------------------------------------
 // the fast kernels (bf16, hs = 64)
 
-#define FA_PAD 72 // shared-memory row length in bf16: 144 bytes, so fragment loads hit 32 distinct banks
+#define FA_PAD 72 // shared-memory row length in bf16: 144 bytes, so 8 rows of 16 bytes hit 32 distinct banks
 
 __device__ inline void mma_16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
     asm volatile(
@@ -189,33 +190,38 @@ __device__ inline void mma_16816(float c[4], const uint32_t a[4], uint32_t b0, u
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+// four 8x8 bf16 matrices from shared memory; lanes 8i..8i+7 give the row addresses of matrix i, and
+// lane (g,t) receives row g, columns 2t..2t+1 of each (.trans: column g, rows 2t..2t+1)
+__device__ inline void ldsm_x4(uint32_t r[4], const bf16 *p) {
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+__device__ inline void ldsm_x4_t(uint32_t r[4], const bf16 *p) {
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
 __device__ inline uint32_t pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); // .x (low half) = lo
     return *reinterpret_cast<uint32_t *>(&v);
 }
-__device__ inline uint32_t lds32(const bf16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
 __device__ inline uint32_t ldg32(const bf16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
 
-// a 64x64 tile (rows 0..nvalid-1 of src, row stride ld; missing rows as 0) into dst[row][col]
-__device__ inline void fa_load_tile(bf16 (*dst)[FA_PAD], const bf16 *src, long ld, int nvalid) {
+// Starts copying a 64x64 tile (rows 0..nvalid-1 of src, row stride ld; missing rows as 0) into
+// dst[row][col] with cp.async (16 bytes per thread and copy); completes at cp.async.wait_group.
+__device__ inline void fa_load_tile_async(bf16 (*dst)[FA_PAD], const bf16 *src, long ld, int nvalid) {
     for (int c = threadIdx.x; c < 512; c += blockDim.x) {
         int r = c >> 3, k = (c & 7) * 8;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (r < nvalid) v = *reinterpret_cast<const uint4 *>(src + r * ld + k);
-        *reinterpret_cast<uint4 *>(&dst[r][k]) = v;
+        const bf16 *g = src + (long)(r < nvalid ? r : 0) * ld + k;
+        uint32_t s = (uint32_t)__cvta_generic_to_shared(&dst[r][k]);
+        int bytes = r < nvalid ? 16 : 0; // 0: zero-fill
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(g), "r"(bytes));
     }
 }
-// the same tile transposed: dst[col][row]
-__device__ inline void fa_load_tile_t(bf16 (*dst)[FA_PAD], const bf16 *src, long ld, int nvalid) {
-    for (int c = threadIdx.x; c < 512; c += blockDim.x) {
-        int r = c >> 3, k = (c & 7) * 8;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (r < nvalid) v = *reinterpret_cast<const uint4 *>(src + r * ld + k);
-        const bf16 *e = reinterpret_cast<const bf16 *>(&v);
-#pragma unroll
-        for (int q = 0; q < 8; q++) dst[k + q][r] = e[q];
-    }
-}
+__device__ inline void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ inline void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
 // A fragments (16 rows x 64 cols as 4 k-steps) of rows r0+g, r0+g+8 of a global matrix (missing rows 0)
 __device__ inline void fa_load_afrag(uint32_t a[4][4], const bf16 *src, long ld, int r0, int nrows, int g, int t) {
     int ra = r0 + g, rb = r0 + g + 8;
@@ -228,24 +234,35 @@ __device__ inline void fa_load_afrag(uint32_t a[4][4], const bf16 *src, long ld,
         a[kk][3] = rb < nrows ? ldg32(src + rb * ld + c0 + 8) : 0u;
     }
 }
-// acc[nb] (16 x 8 block nb of a 16x64 product) += A (16x64, 4 k-steps) * B, B[k][n] = tile[n][k]
-// (tile row-major with the product's n as rows: the "K of QK^T" case)
-__device__ inline void fa_mma_rows(float acc[8][4], const uint32_t a[4][4], const bf16 (*tile)[FA_PAD], int g, int t) {
+// acc[nb] (16 x 8 block nb of a 16x64 product) += A (16x64, 4 k-steps) * B with B[k][n] = tile[n][k]
+// (the tile holds the product's n as rows: K in Q K^T)
+__device__ inline void fa_mma_rows(float acc[8][4], const uint32_t a[4][4], const bf16 (*tile)[FA_PAD], int lane) {
+    int row = ((lane >> 4) << 3) + (lane & 7), col = ((lane >> 3) & 1) * 8;
 #pragma unroll
-    for (int nb = 0; nb < 8; nb++)
+    for (int nb = 0; nb < 8; nb += 2)
 #pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-            mma_16816(acc[nb], a[kk], lds32(&tile[nb * 8 + g][kk * 16 + 2 * t]), lds32(&tile[nb * 8 + g][kk * 16 + 8 + 2 * t]));
+        for (int kk = 0; kk < 4; kk++) {
+            uint32_t b[4];
+            ldsm_x4(b, &tile[nb * 8 + row][kk * 16 + col]);
+            mma_16816(acc[nb], a[kk], b[0], b[1]);
+            mma_16816(acc[nb + 1], a[kk], b[2], b[3]);
+        }
 }
-// acc[nb] += P (16x64 held as C fragments p[8][4]) * B, B[k][n] = tile[n][k] (tile = the transposed operand)
-__device__ inline void fa_mma_pc(float acc[8][4], const float p[8][4], const bf16 (*tile)[FA_PAD], int g, int t) {
+// acc[nb] += P (16x64 held as C fragments p[8][4]) * B with B[k][n] = tile[k][n] (the tile holds the
+// product's k as rows: V in P V), read transposed by ldmatrix
+__device__ inline void fa_mma_pc(float acc[8][4], const float p[8][4], const bf16 (*tile)[FA_PAD], int lane) {
+    int row = ((lane >> 3) & 1) * 8 + (lane & 7), col = (lane >> 4) * 8;
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         uint32_t a[4] = {pack_bf16(p[2 * j][0], p[2 * j][1]), pack_bf16(p[2 * j][2], p[2 * j][3]),
                          pack_bf16(p[2 * j + 1][0], p[2 * j + 1][1]), pack_bf16(p[2 * j + 1][2], p[2 * j + 1][3])};
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++)
-            mma_16816(acc[nb], a, lds32(&tile[nb * 8 + g][j * 16 + 2 * t]), lds32(&tile[nb * 8 + g][j * 16 + 8 + 2 * t]));
+        for (int nb = 0; nb < 8; nb += 2) {
+            uint32_t b[4];
+            ldsm_x4_t(b, &tile[j * 16 + row][nb * 8 + col]);
+            mma_16816(acc[nb], a, b[0], b[1]);
+            mma_16816(acc[nb + 1], a, b[2], b[3]);
+        }
     }
 }
 __device__ inline void fa_zero(float x[8][4]) {
@@ -265,14 +282,20 @@ __device__ inline void fa_store_rows(bf16 *dst, long ld, const float acc[8][4], 
     }
 }
 
+// Every kernel streams 64-row tiles through two shared-memory buffers: the copy of tile i+1 (cp.async)
+// runs while tile i is computed on.
+
 // grid (ceil(T/64), B*NH), 128 threads; the longest query tiles start first
 __global__ void __launch_bounds__(128) attention_forward_fast_kernel(bf16 *out, float *lse, const bf16 *qkv, int T_, int NH) {
-    __shared__ __align__(16) bf16 Ks[64][FA_PAD], Vt[64][FA_PAD];
+    __shared__ __align__(16) bf16 Ks[2][64][FA_PAD], Vs[2][64][FA_PAD];
     const int C = NH * 64, C3 = 3 * C;
     int nqt = (T_ + 63) / 64, qt = nqt - 1 - blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
     const bf16 *base = qkv + (long)b * T_ * C3 + h * 64;
     int q0 = qt * 64 + warp * 16, qA = q0 + g, qB = q0 + g + 8;
+    fa_load_tile_async(Ks[0], base + C, C3, min(64, T_));
+    fa_load_tile_async(Vs[0], base + 2 * C, C3, min(64, T_));
+    cp_async_commit();
     uint32_t qa[4][4];
     fa_load_afrag(qa, base, C3, q0, T_, g, t);
     float o[8][4], s[8][4];
@@ -280,13 +303,17 @@ __global__ void __launch_bounds__(128) attention_forward_fast_kernel(bf16 *out, 
     float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;
     const float sl2 = LOG2E_F / 8.0f; // log2(e) / sqrt(64)
     for (int kt = 0; kt <= qt; kt++) {
-        int k0 = kt * 64, nvalid = min(64, T_ - k0);
-        __syncthreads();
-        fa_load_tile(Ks, base + (long)k0 * C3 + C, C3, nvalid);
-        fa_load_tile_t(Vt, base + (long)k0 * C3 + 2 * C, C3, nvalid);
+        int k0 = kt * 64, cur = kt & 1;
+        if (kt < qt) {
+            int k1 = k0 + 64;
+            fa_load_tile_async(Ks[cur ^ 1], base + (long)k1 * C3 + C, C3, min(64, T_ - k1));
+            fa_load_tile_async(Vs[cur ^ 1], base + (long)k1 * C3 + 2 * C, C3, min(64, T_ - k1));
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
         __syncthreads();
         fa_zero(s);
-        fa_mma_rows(s, qa, Ks, g, t);
+        fa_mma_rows(s, qa, Ks[cur], lane);
         float mxA = mA, mxB = mB;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
@@ -319,7 +346,8 @@ __global__ void __launch_bounds__(128) attention_forward_fast_kernel(bf16 *out, 
         lB = lB * alB + sumB;
         mA = mxA;
         mB = mxB;
-        fa_mma_pc(o, s, Vt, g, t);
+        fa_mma_pc(o, s, Vs[cur], lane);
+        __syncthreads(); // the buffer is refilled next iteration
     }
     lA += __shfl_xor_sync(0xffffffffu, lA, 1);
     lA += __shfl_xor_sync(0xffffffffu, lA, 2);
@@ -335,13 +363,24 @@ __global__ void __launch_bounds__(128) attention_forward_fast_kernel(bf16 *out, 
 // dK, dV of 64 keys per block; grid (ceil(T/64), B*NH), 128 threads
 __global__ void __launch_bounds__(128) attention_backward_dkv_fast_kernel(bf16 *dqkv, const bf16 *qkv, const bf16 *dout,
                                                                           const float *lse, const float *D, int T_, int NH) {
-    __shared__ __align__(16) bf16 Qs[64][FA_PAD], Qt[64][FA_PAD], dOs[64][FA_PAD], dOt[64][FA_PAD];
-    __shared__ float ls[64], Ds[64];
+    __shared__ __align__(16) bf16 Qs[2][64][FA_PAD], dOs[2][64][FA_PAD];
+    __shared__ float ls[2][64], Ds[2][64];
     const int C = NH * 64, C3 = 3 * C;
     int nqt = (T_ + 63) / 64, kt = blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
     const bf16 *base = qkv + (long)b * T_ * C3 + h * 64, *dbase = dout + (long)b * T_ * C + h * 64;
     int k0w = kt * 64 + warp * 16, kA = k0w + g, kB = k0w + g + 8;
+    auto stage = [&](int qt, int buf) {
+        int q0 = qt * 64, nvalid = min(64, T_ - q0);
+        fa_load_tile_async(Qs[buf], base + (long)q0 * C3, C3, nvalid);
+        fa_load_tile_async(dOs[buf], dbase + (long)q0 * C, C, nvalid);
+        for (int i = threadIdx.x; i < 64; i += blockDim.x) {
+            ls[buf][i] = i < nvalid ? lse[(long)bh * T_ + q0 + i] * LOG2E_F : INFINITY;
+            Ds[buf][i] = i < nvalid ? D[(long)bh * T_ + q0 + i] : 0.0f;
+        }
+    };
+    stage(kt, 0);
+    cp_async_commit();
     uint32_t ka[4][4], va[4][4];
     fa_load_afrag(ka, base + C, C3, k0w, T_, g, t);
     fa_load_afrag(va, base + 2 * C, C3, k0w, T_, g, t);
@@ -350,39 +389,34 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_fast_kernel(bf16 *
     fa_zero(dv);
     const float sl2 = LOG2E_F / 8.0f, scale = 0.125f;
     for (int qt = kt; qt < nqt; qt++) {
-        int q0 = qt * 64, nvalid = min(64, T_ - q0);
-        __syncthreads();
-        fa_load_tile(Qs, base + (long)q0 * C3, C3, nvalid);
-        fa_load_tile_t(Qt, base + (long)q0 * C3, C3, nvalid);
-        fa_load_tile(dOs, dbase + (long)q0 * C, C, nvalid);
-        fa_load_tile_t(dOt, dbase + (long)q0 * C, C, nvalid);
-        for (int i = threadIdx.x; i < 64; i += blockDim.x) {
-            ls[i] = i < nvalid ? lse[(long)bh * T_ + q0 + i] * LOG2E_F : INFINITY;
-            Ds[i] = i < nvalid ? D[(long)bh * T_ + q0 + i] : 0.0f;
-        }
+        int q0 = qt * 64, cur = (qt - kt) & 1;
+        if (qt + 1 < nqt) stage(qt + 1, cur ^ 1);
+        cp_async_commit();
+        cp_async_wait<1>();
         __syncthreads();
         fa_zero(st);
-        fa_mma_rows(st, ka, Qs, g, t); // S^T (16 keys x 64 queries)
+        fa_mma_rows(st, ka, Qs[cur], lane); // S^T (16 keys x 64 queries)
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 int col = nb * 8 + 2 * t + e, q = q0 + col;
-                st[nb][e] = (q >= kA && q < T_) ? exp2f(st[nb][e] * sl2 - ls[col]) : 0.0f;
-                st[nb][2 + e] = (q >= kB && q < T_) ? exp2f(st[nb][2 + e] * sl2 - ls[col]) : 0.0f;
+                st[nb][e] = (q >= kA && q < T_) ? exp2f(st[nb][e] * sl2 - ls[cur][col]) : 0.0f;
+                st[nb][2 + e] = (q >= kB && q < T_) ? exp2f(st[nb][2 + e] * sl2 - ls[cur][col]) : 0.0f;
             }
-        fa_mma_pc(dv, st, dOt, g, t); // dV += P^T dO
+        fa_mma_pc(dv, st, dOs[cur], lane); // dV += P^T dO
         fa_zero(dp);
-        fa_mma_rows(dp, va, dOs, g, t); // dP^T = V dO^T
+        fa_mma_rows(dp, va, dOs[cur], lane); // dP^T = V dO^T
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 int col = nb * 8 + 2 * t + e;
-                st[nb][e] = st[nb][e] * (dp[nb][e] - Ds[col]) * scale;
-                st[nb][2 + e] = st[nb][2 + e] * (dp[nb][2 + e] - Ds[col]) * scale;
+                st[nb][e] = st[nb][e] * (dp[nb][e] - Ds[cur][col]) * scale;
+                st[nb][2 + e] = st[nb][2 + e] * (dp[nb][2 + e] - Ds[cur][col]) * scale;
             }
-        fa_mma_pc(dk, st, Qt, g, t); // dK += dS^T Q
+        fa_mma_pc(dk, st, Qs[cur], lane); // dK += dS^T Q
+        __syncthreads();
     }
     bf16 *ob = dqkv + (long)b * T_ * C3 + h * 64;
     fa_store_rows(ob + C, C3, dk, 1.0f, 1.0f, k0w, T_, g, t);
@@ -392,12 +426,15 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_fast_kernel(bf16 *
 // dQ of 64 queries per block; grid (ceil(T/64), B*NH), 128 threads; the longest tiles first
 __global__ void __launch_bounds__(128) attention_backward_dq_fast_kernel(bf16 *dqkv, const bf16 *qkv, const bf16 *dout,
                                                                          const float *lse, const float *D, int T_, int NH) {
-    __shared__ __align__(16) bf16 Ks[64][FA_PAD], Kt[64][FA_PAD], Vs[64][FA_PAD];
+    __shared__ __align__(16) bf16 Ks[2][64][FA_PAD], Vs[2][64][FA_PAD];
     const int C = NH * 64, C3 = 3 * C;
     int nqt = (T_ + 63) / 64, qt = nqt - 1 - blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
     const bf16 *base = qkv + (long)b * T_ * C3 + h * 64, *dbase = dout + (long)b * T_ * C + h * 64;
     int q0 = qt * 64 + warp * 16, qA = q0 + g, qB = q0 + g + 8;
+    fa_load_tile_async(Ks[0], base + C, C3, min(64, T_));
+    fa_load_tile_async(Vs[0], base + 2 * C, C3, min(64, T_));
+    cp_async_commit();
     uint32_t qa[4][4], da[4][4];
     fa_load_afrag(qa, base, C3, q0, T_, g, t);
     fa_load_afrag(da, dbase, C, q0, T_, g, t);
@@ -407,16 +444,19 @@ __global__ void __launch_bounds__(128) attention_backward_dq_fast_kernel(bf16 *d
     fa_zero(dq);
     const float sl2 = LOG2E_F / 8.0f, scale = 0.125f;
     for (int kt = 0; kt <= qt; kt++) {
-        int k0 = kt * 64, nvalid = min(64, T_ - k0);
-        __syncthreads();
-        fa_load_tile(Ks, base + (long)k0 * C3 + C, C3, nvalid);
-        fa_load_tile_t(Kt, base + (long)k0 * C3 + C, C3, nvalid);
-        fa_load_tile(Vs, base + (long)k0 * C3 + 2 * C, C3, nvalid);
+        int k0 = kt * 64, cur = kt & 1;
+        if (kt < qt) {
+            int k1 = k0 + 64;
+            fa_load_tile_async(Ks[cur ^ 1], base + (long)k1 * C3 + C, C3, min(64, T_ - k1));
+            fa_load_tile_async(Vs[cur ^ 1], base + (long)k1 * C3 + 2 * C, C3, min(64, T_ - k1));
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
         __syncthreads();
         fa_zero(s);
-        fa_mma_rows(s, qa, Ks, g, t); // S
+        fa_mma_rows(s, qa, Ks[cur], lane); // S
         fa_zero(dp);
-        fa_mma_rows(dp, da, Vs, g, t); // dP = dO V^T
+        fa_mma_rows(dp, da, Vs[cur], lane); // dP = dO V^T
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
@@ -427,7 +467,8 @@ __global__ void __launch_bounds__(128) attention_backward_dq_fast_kernel(bf16 *d
                 s[nb][e] = pa * (dp[nb][e] - DA) * scale;
                 s[nb][2 + e] = pb * (dp[nb][2 + e] - DB) * scale;
             }
-        fa_mma_pc(dq, s, Kt, g, t); // dQ += dS K
+        fa_mma_pc(dq, s, Ks[cur], lane); // dQ += dS K
+        __syncthreads();
     }
     fa_store_rows(dqkv + (long)b * T_ * C3 + h * 64, C3, dq, 1.0f, 1.0f, q0, T_, g, t);
 }

@@ -9,7 +9,8 @@ A and B are float or bf16 (the same type); C is float or bf16; the arithmetic is
 --precision fp32 is the exact mode). bf16 inputs with a float C is how weight and adapter
 gradients accumulate in fp32 (beta = 1). A row-major matrix is a column-major one transposed, so
 C^T = op(B)^T op(A)^T is handed to cuBLASLt with the operands swapped. The algorithm chosen for a
-shape is cached (the heuristic call costs more CPU time than a small product).
+shape (descriptors and algorithm) is made once and cached: a small product costs the GPU less
+than the CPU time of setting one up.
 */
 #pragma once
 #include <cublasLt.h>
@@ -30,13 +31,18 @@ template <typename T> inline cudaDataType_t cuda_type();
 template <> inline cudaDataType_t cuda_type<float>() { return CUDA_R_32F; }
 template <> inline cudaDataType_t cuda_type<bf16>() { return CUDA_R_16BF; }
 
+struct GemmPlan { // descriptors and algorithm of one shape, made once
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+};
 struct GemmContext {
     cublasLtHandle_t lt;
     cudaStream_t stream;
     void *workspace;
     size_t workspace_size;
-    // (transA, transB, M, N, K, lda, ldb, ldc, types, bias, alignments) -> algorithm
-    std::map<std::tuple<int, int, int, int, int, long, long, long, int, int, int>, cublasLtMatmulAlgo_t> algos;
+    // (transA, transB, M, N, K, lda, ldb, ldc, types, bias, alignments) -> plan
+    std::map<std::tuple<int, int, int, int, int, long, long, long, int, int, int>, GemmPlan> plans;
 };
 
 inline void gemm_context_init(GemmContext *g, cudaStream_t stream, size_t workspace_size) {
@@ -46,9 +52,15 @@ inline void gemm_context_init(GemmContext *g, cudaStream_t stream, size_t worksp
     CUDA_CHECK(cudaMalloc(&g->workspace, workspace_size));
 }
 inline void gemm_context_free(GemmContext *g) {
+    for (auto &kv : g->plans) {
+        cublasLtMatrixLayoutDestroy(kv.second.la);
+        cublasLtMatrixLayoutDestroy(kv.second.lb);
+        cublasLtMatrixLayoutDestroy(kv.second.lc);
+        cublasLtMatmulDescDestroy(kv.second.desc);
+    }
+    g->plans.clear();
     cublasLtDestroy(g->lt);
     cudaFree(g->workspace);
-    g->algos.clear();
 }
 
 inline int ptr_alignment(const void *p) { // largest power of two (<= 256) dividing the address
@@ -63,31 +75,27 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
           long ldb, float beta, TC *C, long ldc, const TC *bias = nullptr) {
     if (M <= 0 || N <= 0) return;
     bool ta = transA == 'T', tb = transB == 'T';
-    // column-major view: D^T (N x M) = op(B)^T (N x K) * op(A)^T (K x M); "A" of cuBLASLt is our B
-    cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasLtMatmulDesc_t desc;
-    cublasLtMatrixLayout_t la, lb, lc;
-    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
-    if (bias) {
-        cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
-        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
-        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    }
-    // stored shapes (column-major rows x cols): our B is (K x N) row-major unless transposed
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, cuda_type<TA>(), tb ? K : N, tb ? N : K, ldb));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, cuda_type<TA>(), ta ? M : K, ta ? K : M, lda));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, cuda_type<TC>(), N, M, ldc));
     int alA = ptr_alignment(A), alB = ptr_alignment(B), alC = ptr_alignment(C);
     auto key = std::make_tuple((int)ta, (int)tb, M, N, K, lda, ldb, ldc,
                                (int)cuda_type<TA>() * 64 + (int)cuda_type<TC>(), bias ? ptr_alignment(bias) : 0,
                                alA * 1000000 + alB * 1000 + alC);
-    auto it = g->algos.find(key);
-    cublasLtMatmulAlgo_t algo;
-    if (it != g->algos.end()) {
-        algo = it->second;
-    } else {
+    auto it = g->plans.find(key);
+    if (it == g->plans.end()) {
+        GemmPlan pl;
+        // column-major view: D^T (N x M) = op(B)^T (N x K) * op(A)^T (K x M); "A" of cuBLASLt is our B
+        cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+        CUBLAS_CHECK(cublasLtMatmulDescCreate(&pl.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+        if (bias) {
+            cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+            CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
+            CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+        }
+        // stored shapes (column-major rows x cols): our B is (K x N) row-major unless transposed
+        CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl.la, cuda_type<TA>(), tb ? K : N, tb ? N : K, ldb));
+        CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl.lb, cuda_type<TA>(), ta ? M : K, ta ? K : M, lda));
+        CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl.lc, cuda_type<TC>(), N, M, ldc));
         cublasLtMatmulPreference_t pref;
         CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -99,20 +107,18 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a3, sizeof(a3)));
         cublasLtMatmulHeuristicResult_t res;
         int nres = 0;
-        cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->lt, desc, la, lb, lc, lc, pref, 1, &res, &nres);
+        cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->lt, pl.desc, pl.la, pl.lb, pl.lc, pl.lc, pref, 1, &res, &nres);
         cublasLtMatmulPreferenceDestroy(pref);
         if (s != CUBLAS_STATUS_SUCCESS || nres == 0) {
             fprintf(stderr, "error: cuBLASLt has no algorithm for the product M=%d N=%d K=%d trans=%c%c lda=%ld ldb=%ld ldc=%ld (status %d)\n",
                     M, N, K, transA, transB, lda, ldb, ldc, (int)s);
             exit(1);
         }
-        algo = res.algo;
-        g->algos[key] = algo;
+        pl.algo = res.algo;
+        it = g->plans.emplace(key, pl).first;
     }
-    CUBLAS_CHECK(cublasLtMatmul(g->lt, desc, &alpha, B, la, A, lb, &beta, C, lc, C, lc, &algo, g->workspace,
+    GemmPlan &pl = it->second;
+    if (bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    CUBLAS_CHECK(cublasLtMatmul(g->lt, pl.desc, &alpha, B, pl.la, A, pl.lb, &beta, C, pl.lc, C, pl.lc, &pl.algo, g->workspace,
                                 g->workspace_size, g->stream));
-    cublasLtMatrixLayoutDestroy(la);
-    cublasLtMatrixLayoutDestroy(lb);
-    cublasLtMatrixLayoutDestroy(lc);
-    cublasLtMatmulDescDestroy(desc);
 }

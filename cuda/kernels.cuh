@@ -94,48 +94,74 @@ void layernorm_forward(T *out, float *mean, float *rstd, T *res_out, const T *a,
 
 // dinp (N,C) = (accumulate ? dinp : 0) + rstd (dn - mean(dn) - xhat mean(dn xhat)), dn = weight * dout;
 // dweight (C) += sum_n xhat dout, dbias (C) += sum_n dout (fp32, NULL when frozen).
-// Weight gradients are summed per block in shared memory, then added to the global ones.
-template <typename T>
+// One warp per row; lane l holds the 16-byte chunks l, l+32, ... of the row (CH of them, CH*32*8 >= C
+// for bf16) in registers, so the row is read once. Weight gradients are summed per lane over the
+// warp's rows, then per block in shared memory, then added to the global ones.
+template <typename T, int CH>
 __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias, const T *dout, const T *inp,
                                           const T *weight, const float *mean, const float *rstd, int N, int C,
                                           int accumulate) {
     constexpr int V = Vec<T>::n;
     extern __shared__ float sh[]; // (2C): dweight, dbias partial sums of this block
-    int wants_w = dweight != nullptr;
+    bool wants_w = dweight != nullptr;
     if (wants_w) {
         for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) sh[c] = 0.0f;
         __syncthreads();
     }
     int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+    float aw[CH][V], ab[CH][V];
+#pragma unroll
+    for (int k = 0; k < CH; k++)
+#pragma unroll
+        for (int j = 0; j < V; j++) aw[k][j] = ab[k][j] = 0.0f;
     for (int row = blockIdx.x * warps + threadIdx.x / 32; row < N; row += gridDim.x * warps) {
         const T *d = dout + (long)row * C, *x = inp + (long)row * C;
         float m = mean[row], s = rstd[row];
+        Vec<T> dv[CH], xv[CH];
         float dm = 0.0f, dmx = 0.0f;
-        for (int c = lane * V; c < C; c += 32 * V) {
-            Vec<T> dv = load_vec(d + c), xv = load_vec(x + c), wv = load_vec(weight + c);
-            for (int k = 0; k < V; k++) {
-                float xhat = (to_f(xv.v[k]) - m) * s, dd = to_f(dv.v[k]), dn = to_f(wv.v[k]) * dd;
+#pragma unroll
+        for (int k = 0; k < CH; k++) {
+            int c = (lane + 32 * k) * V;
+            if (c >= C) break;
+            dv[k] = load_vec(d + c);
+            xv[k] = load_vec(x + c);
+            Vec<T> wv = load_vec(weight + c);
+#pragma unroll
+            for (int j = 0; j < V; j++) {
+                float xhat = (to_f(xv[k].v[j]) - m) * s, dd = to_f(dv[k].v[j]), dn = to_f(wv.v[j]) * dd;
                 dm += dn;
                 dmx += dn * xhat;
-                if (wants_w) { atomicAdd(&sh[c + k], xhat * dd); atomicAdd(&sh[C + c + k], dd); }
+                aw[k][j] += xhat * dd;
+                ab[k][j] += dd;
             }
         }
         dm = warp_sum(dm) / C;
         dmx = warp_sum(dmx) / C;
         if (!dinp) continue;
         T *di = dinp + (long)row * C;
-        for (int c = lane * V; c < C; c += 32 * V) {
-            Vec<T> dv = load_vec(d + c), xv = load_vec(x + c), wv = load_vec(weight + c), o;
+#pragma unroll
+        for (int k = 0; k < CH; k++) {
+            int c = (lane + 32 * k) * V;
+            if (c >= C) break;
+            Vec<T> wv = load_vec(weight + c), o;
             if (accumulate) o = load_vec(di + c);
-            for (int k = 0; k < V; k++) {
-                float xhat = (to_f(xv.v[k]) - m) * s, dn = to_f(wv.v[k]) * to_f(dv.v[k]);
+#pragma unroll
+            for (int j = 0; j < V; j++) {
+                float xhat = (to_f(xv[k].v[j]) - m) * s, dn = to_f(wv.v[j]) * to_f(dv[k].v[j]);
                 float g = s * (dn - dm - xhat * dmx);
-                o.v[k] = from_f<T>(accumulate ? to_f(o.v[k]) + g : g);
+                o.v[j] = from_f<T>(accumulate ? to_f(o.v[j]) + g : g);
             }
             store_vec(di + c, o);
         }
     }
     if (wants_w) {
+#pragma unroll
+        for (int k = 0; k < CH; k++) {
+            int c = (lane + 32 * k) * V;
+            if (c >= C) break;
+#pragma unroll
+            for (int j = 0; j < V; j++) { atomicAdd(&sh[c + j], aw[k][j]); atomicAdd(&sh[C + c + j], ab[k][j]); }
+        }
         __syncthreads();
         for (int c = threadIdx.x; c < C; c += blockDim.x) {
             atomicAdd(dweight + c, sh[c]);
@@ -149,7 +175,17 @@ void layernorm_backward(T *dinp, float *dweight, float *dbias, const T *dout, co
     int blocks = ceil_div(N, 8);
     if (dweight && blocks > 2 * num_sms) blocks = 2 * num_sms; // fewer blocks: fewer global atomics
     size_t smem = dweight ? 2 * C * sizeof(float) : 0;
-    layernorm_backward_kernel<<<blocks, 256, smem, st>>>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, accumulate);
+    int ch = ceil_div(C, 32 * Vec<T>::n);
+#define LN_BWD(CH) layernorm_backward_kernel<T, CH><<<blocks, 256, smem, st>>>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, accumulate)
+    if (ch <= 1) LN_BWD(1);
+    else if (ch <= 2) LN_BWD(2);
+    else if (ch <= 3) LN_BWD(3);
+    else if (ch <= 4) LN_BWD(4);
+    else if (ch <= 6) LN_BWD(6);
+    else if (ch <= 8) LN_BWD(8);
+    else if (ch <= 16) LN_BWD(16);
+    else { fprintf(stderr, "error: layernorm_backward: C = %d is too wide\n", C); exit(1); }
+#undef LN_BWD
     CUDA_LAUNCH_CHECK();
 }
 
