@@ -58,7 +58,12 @@ test_merge: merge_adapters
 test: deps
 	@$(MAKE) --no-print-directory $(TESTS) $(TOOLS)
 	@sh dev/run_tests.sh $(TESTS)
+	@echo "== CUDA targets: compile only (they run on a GPU machine: ./test_gpt2cu)"
+	@$(MAKE) --no-print-directory cuda
+
+# the GPU trainers (train_gpt2cu, train_loracu, train_loricu, train_ploracu, test_gpt2cu)
+-include cuda/cuda.mk
 
 clean:
-	rm -f $(TRAINERS) $(TESTS) $(TOOLS)
+	rm -f $(TRAINERS) $(TESTS) $(TOOLS) $(CUDA_BINS)
 	rm -rf build
