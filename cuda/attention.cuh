@@ -315,14 +315,17 @@ __global__ void __launch_bounds__(128) attention_forward_fast_kernel(bf16 *out, 
         fa_zero(s);
         fa_mma_rows(s, qa, Ks[cur], lane);
         float mxA = mA, mxB = mB;
+        bool edge = kt == qt || k0 + 64 > T_; // only the diagonal and the last tile need the causal/length mask
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
-                int key = k0 + nb * 8 + 2 * t + e;
                 float a = s[nb][e] * sl2, bb = s[nb][2 + e] * sl2;
-                if (key > qA || key >= T_) a = -INFINITY;
-                if (key > qB || key >= T_) bb = -INFINITY;
+                if (edge) {
+                    int key = k0 + nb * 8 + 2 * t + e;
+                    if (key > qA || key >= T_) a = -INFINITY;
+                    if (key > qB || key >= T_) bb = -INFINITY;
+                }
                 s[nb][e] = a;
                 s[nb][2 + e] = bb;
                 mxA = fmaxf(mxA, a);
@@ -396,13 +399,20 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_fast_kernel(bf16 *
         __syncthreads();
         fa_zero(st);
         fa_mma_rows(st, ka, Qs[cur], lane); // S^T (16 keys x 64 queries)
+        bool edge = qt == kt || q0 + 64 > T_; // only the diagonal and the last tile need the mask
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 int col = nb * 8 + 2 * t + e, q = q0 + col;
-                st[nb][e] = (q >= kA && q < T_) ? exp2f(st[nb][e] * sl2 - ls[cur][col]) : 0.0f;
-                st[nb][2 + e] = (q >= kB && q < T_) ? exp2f(st[nb][2 + e] * sl2 - ls[cur][col]) : 0.0f;
+                float l2 = ls[cur][col];
+                float pa = exp2f(st[nb][e] * sl2 - l2), pb = exp2f(st[nb][2 + e] * sl2 - l2);
+                if (edge) {
+                    if (!(q >= kA && q < T_)) pa = 0.0f;
+                    if (!(q >= kB && q < T_)) pb = 0.0f;
+                }
+                st[nb][e] = pa;
+                st[nb][2 + e] = pb;
             }
         fa_mma_pc(dv, st, dOs[cur], lane); // dV += P^T dO
         fa_zero(dp);
@@ -457,13 +467,17 @@ __global__ void __launch_bounds__(128) attention_backward_dq_fast_kernel(bf16 *d
         fa_mma_rows(s, qa, Ks[cur], lane); // S
         fa_zero(dp);
         fa_mma_rows(dp, da, Vs[cur], lane); // dP = dO V^T
+        bool edge = kt == qt || k0 + 64 > T_; // only the diagonal and the last tile need the mask
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
-                int key = k0 + nb * 8 + 2 * t + e;
-                float pa = (key <= qA && key < T_) ? exp2f(s[nb][e] * sl2 - lA) : 0.0f;
-                float pb = (key <= qB && key < T_) ? exp2f(s[nb][2 + e] * sl2 - lB) : 0.0f;
+                float pa = exp2f(s[nb][e] * sl2 - lA), pb = exp2f(s[nb][2 + e] * sl2 - lB);
+                if (edge) {
+                    int key = k0 + nb * 8 + 2 * t + e;
+                    if (!(key <= qA && key < T_)) pa = 0.0f;
+                    if (!(key <= qB && key < T_)) pb = 0.0f;
+                }
                 s[nb][e] = pa * (dp[nb][e] - DA) * scale;
                 s[nb][2 + e] = pb * (dp[nb][2 + e] - DB) * scale;
             }
