@@ -33,11 +33,12 @@
  * (AVX-512 12 x 32, or 12 x 16 when N <= 16 as in LoRA; AVX2 6 x 16; portable 4 x 8) and
  * adds kc rank-1 products to it: per k, one broadcast of op(A) per row, NR/width vector
  * loads of op(B), fused multiply-adds. Around it, blocks of GEMM_NC columns and GEMM_KC
- * steps of k (the B block stays in L2, the MR x kc sliver of A in L1). Operands that are
- * already laid out the way the kernel reads them are read in place: rows of a row-major
- * op(A) (transA 'N') and row-major op(B) (transB 'N'). The others are copied ("packed"):
- * Bᵀ into kc x NR panels by 8 x 8 in-register transposes, Aᵀ into MR x kc slivers, and
- * the ragged last tile of either, zero-padded. Edge tiles of C go through a full-size
+ * steps of k (the B block stays in L2, the MR x kc sliver of A in L1). A is read in
+ * place, either way round (a broadcast needs no particular layout), and so is a row-major
+ * op(B) (transB 'N'). Bᵀ is copied ("packed") into kc x NR panels by 8 x 8 in-register
+ * transposes, and the ragged last tile of either operand into a zero-padded buffer. That
+ * transpose is the only copy in the forward pass (out = inp . weightᵀ); the backward
+ * products ('N','N') and ('T','N') copy nothing. Edge tiles of C go through a full-size
  * scratch tile, so every element of C sees the same arithmetic. C is cut into parts of
  * whole tiles, a few per thread (see gemm()).
  */
@@ -83,8 +84,9 @@ static void gemm_ref(char transA, char transB, int M, int N, int K, float alpha,
 //
 //   c (MR, nr) [ldc] = alpha * sum_{k < kc} a[i*si + k*sk] * b[k*sb + j] + beta * c
 //
-// A is read in place (si = lda, sk = 1: rows of a row-major A, no copy) or from a packed
-// micro-panel (si = 1, sk = MR); B from a packed panel (sb = nr) or in place (sb = ldb).
+// A is read in place (A: si = lda, sk = 1; Aᵀ: si = 1, sk = lda) or, for the ragged last
+// rows, from a zero-padded copy (si = 1, sk = MR); B from a packed panel (sb = nr) or in
+// place (sb = ldb).
 // beta == 0 does not read c.
 
 typedef void (*gemm_kernel_fn)(int kc, const float *a, ptrdiff_t si, ptrdiff_t sk,
@@ -380,10 +382,10 @@ static void gemm_part(gemm_kernel_fn kernel, gemm_pack_bt_fn pack_bt, int mr, in
             }
             for (int ic = 0; ic < M; ic += mr) {
                 int m = M - ic < mr ? M - ic : mr;
-                // A: rows of a row-major op(A) are read in place; Aᵀ and the ragged last tile are packed
-                const float *a = A + (size_t)ic * lda + pc;
-                ptrdiff_t si = lda, sk = 1;
-                if (ta || m < mr) {
+                // A is read in place, by rows (A) or by columns (Aᵀ); the ragged last tile is packed
+                const float *a = ta ? A + (size_t)pc * lda + ic : A + (size_t)ic * lda + pc;
+                ptrdiff_t si = ta ? 1 : lda, sk = ta ? lda : 1;
+                if (m < mr) {
                     gemm_pack_a(ta, A, lda, ic, m, pc, kc, mr, bufa);
                     a = bufa, si = 1, sk = mr;
                 }
@@ -433,8 +435,7 @@ static void gemm(char transA, char transB, int M, int N, int K, float alpha,
     // at least ~2^18 multiply-adds, about GEMM_PARTS_PER_THREAD per thread, handed out
     // dynamically (a thread that loses its core to another process does not hold up the
     // rest; results do not depend on who computes which part). The grid minimises the
-    // rows of A plus the columns of B each part touches: a part packs its own columns of
-    // Bᵀ and its own rows of Aᵀ.
+    // rows of op(A) plus the columns of op(B) that each part reads (and, for Bᵀ, packs).
     int nth = 1, nparts = 1;
 #ifdef _OPENMP
     if (!omp_in_parallel()) nth = omp_get_max_threads();
