@@ -127,10 +127,10 @@ static void test_reference(int bf16) {
     gpu_forward(gm, x, y, nullptr, nullptr);
     gpu_get_logits(gm, 0, (int)BT, logits.data());
     double e = rel_l2(logits.data(), rlogits, logits.size());
-    check(e < tol_logit, "%s: logits rel err %.2e (max abs %.2e) < %.0e", mode, e, max_abs(logits.data(), rlogits, logits.size()), tol_logit);
+    check(e < tol_logit, "%s: logits rel err %.2e (max abs %.2e) < %g", mode, e, max_abs(logits.data(), rlogits, logits.size()), tol_logit);
     gpu_zero_grad(gm);
     float loss = gpu_forward_backward(gm, x, y, nullptr, 1.0f / BT, nullptr);
-    check(fabs(loss - rloss) < tol_loss, "%s: loss %.6f vs %.6f (|diff| %.2e < %.0e)", mode, loss, rloss, fabs(loss - rloss), tol_loss);
+    check(fabs(loss - rloss) < tol_loss, "%s: loss %.6f vs %.6f (|diff| %.2e < %g)", mode, loss, rloss, fabs(loss - rloss), tol_loss);
     gpu_get_grads(gm, grads.data());
     size_t sizes[NUM_PARAMS], off = 0;
     gpu_param_sizes(sizes, c);
@@ -141,7 +141,7 @@ static void test_reference(int bf16) {
         if (!(ge <= worst)) worst = ge;
         off += sizes[i];
     }
-    check(worst < tol_grad, "%s: all 16 gradients, worst rel err %.2e < %.0e", mode, worst, tol_grad);
+    check(worst < tol_grad, "%s: all 16 gradients, worst rel err %.2e < %g", mode, worst, tol_grad);
     // 10 AdamW steps on the same batch
     double step_err = 0;
     for (int t = 1; t <= nsteps; t++) {
@@ -154,12 +154,12 @@ static void test_reference(int bf16) {
         if (gscale > 1.0f) gscale = 1.0f;
         gpu_adamw_step(gm, 1e-3f, 0.1f, gscale, t);
     }
-    check(step_err < tol_step, "%s: losses of 10 AdamW steps, max |diff| %.2e < %.0e", mode, step_err, tol_step);
+    check(step_err < tol_step, "%s: losses of 10 AdamW steps, max |diff| %.2e < %g", mode, step_err, tol_step);
     gpu_get_params(gm, after.data());
     std::vector<float> upd_gpu(np), upd_ref(np);
     for (size_t i = 0; i < np; i++) { upd_gpu[i] = after[i] - params32[i]; upd_ref[i] = rafter[i] - params32[i]; }
     double ue = rel_l2(upd_gpu.data(), upd_ref.data(), np);
-    check(ue < tol_upd, "%s: parameters after 10 steps, error / update norm %.2e < %.0e", mode, ue, tol_upd);
+    check(ue < tol_upd, "%s: parameters after 10 steps, error / update norm %.2e < %g", mode, ue, tol_upd);
     gpu_free(gm);
     free(params);
     free(params32);
@@ -291,7 +291,7 @@ static void compare_runs(const char *name, const std::string &dir, const std::st
     double dt = 0, dv = 0;
     for (size_t i = 0; same && i < a.train.size(); i++) dt = std::max(dt, (double)fabs(a.train[i] - b.train[i]) / (bf16 ? fabs(a.train[i]) : 1.0));
     for (size_t i = 0; same && i < a.val.size(); i++) dv = std::max(dv, (double)fabs(a.val[i] - b.val[i]) / (bf16 ? fabs(a.val[i]) : 1.0));
-    check(same && dt < tl && dv < tl, "%s (%s): %zu train losses max %s %.2e, %zu val losses max %.2e (< %.0e); final %.5f vs %.5f", name,
+    check(same && dt < tl && dv < tl, "%s (%s): %zu train losses max %s %.2e, %zu val losses max %.2e (< %g); final %.5f vs %.5f", name,
           bf16 ? "bf16" : "fp32", a.train.size(), bf16 ? "rel diff" : "|diff|", dt, a.val.size(), dv, tl,
           a.train.empty() ? 0.0 : a.train.back(), b.train.empty() ? 0.0 : b.train.back());
     if (bf16) return;
@@ -432,7 +432,7 @@ static void test_plora_unload(int bf16, float momentum) {
     gpu_forward(gm, x.data(), nullptr, nullptr, nullptr);
     gpu_get_logits(gm, 0, B * T, l2.data());
     double e = rel_l2(l2.data(), l1.data(), nl), tol = bf16 ? 2e-2 : 1e-5;
-    check(e < tol, "%s: logits before/after the unload rel diff %.2e < %.0e", mode, e, tol);
+    check(e < tol, "%s: logits before/after the unload rel diff %.2e < %g", mode, e, tol);
     std::vector<float> base(params.size());
     gpu_get_params(gm, base.data());
     check(rel_l2(base.data(), params.data(), params.size()) > 1e-4, "%s: the base changed (the update went into W)", mode);
