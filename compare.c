@@ -44,7 +44,7 @@ Outputs under -o DIR (default out/compare):
 // runs, 2 kinds x 4 methods = 8 merges scored on 4 tasks, 2 kinds x 3 tasks = 6 continual runs.
 // About 7,800 optimizer steps of B x T = 1,024 tokens and 64 exact-match evaluations in all.
 
-#define CMP_STEPS 300            // optimizer steps of every fine-tuning run (= ./train_lora's 2 x DEFAULT_FT_STEPS)
+#define CMP_STEPS (2 * DEFAULT_FT_STEPS) // optimizer steps of every fine-tuning run (300: what ./train_lora and ./train_plora run)
 #define CMP_PLORA_STAGES 4       // PLoRA unloads into the base every CMP_STEPS / 4 steps (./train_plora's)
 #define CMP_FULL_LR 1e-3f        // full fine-tuning's learning rate (./train_gpt2's default recipe); adapters: DEFAULT_FT_LR
 #define CMP_EVAL_EXAMPLES 0      // test examples scored per task (0: all, 500 per task)
