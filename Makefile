@@ -25,8 +25,8 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 TRAINERS := train_gpt2 train_lora train_lori train_plora
-TESTS    := test_gpt2 test_train test_kernels test_tasks test_adapter_io test_merge
-TOOLS    := make_tasks merge_adapters
+TESTS    := test_gpt2 test_train test_kernels test_tasks test_adapter_io test_merge test_compare
+TOOLS    := make_tasks merge_adapters compare
 
 .PHONY: all test deps clean
 all: $(TRAINERS) $(TOOLS)
@@ -43,6 +43,10 @@ train_plora: train_gpt2.c $(HEADERS)
 merge_adapters: merge_adapters.c train_gpt2.c report.h $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
+# the comparison report: every variant on every task, merging, continual learning (dev/COMPARE.md)
+compare: compare.c train_gpt2.c report.h $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
 make_tasks: data/make_tasks.c $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
@@ -54,6 +58,7 @@ test_%: test_%.c train_gpt2.c report.h $(HEADERS) | deps
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
 
 test_merge: merge_adapters
+test_compare: compare.c
 
 test: deps
 	@$(MAKE) --no-print-directory $(TESTS) $(TOOLS)
