@@ -134,6 +134,18 @@ template <typename T> struct ModelT : GPUModel {
     bool training = true;
     std::vector<uint64_t> slot_rng;
     std::vector<char> slot_dropped;
+    // The adapter concatenated along K (no dropout; qkv, fc and fc_proj): the layer's input buffer has
+    // rp = rank rounded up to 8 spare columns per row (row stride in + rp) that hold s u = s x A^T, and
+    // the weight is stored once more as [W | B] (out, in + rp), so y = [x | s u] [W | B]^T + b is one
+    // product and s u itself is read back by the backward (dB = dout^T (s u)). ld1: row stride of ln1
+    // and ln2, ldg: of fchg.
+    bool kcat = false;
+    int rp = 0;
+    long ld1 = 0, ldg = 0;
+    std::vector<T *> slot_wb;  // per slot: its [W | B], or NULL
+    std::vector<ColCopy<T>> wb_jobs;
+    ColCopy<T> *wb_jobs_d = nullptr;
+    bool wb_w_dirty = true;    // the W parts need copying (new parameters, PLoRA fold)
 
     // activations (per layer where the backward needs them) and scratch
     T *encoded, *ln1, *qkv, *atty, *res2, *ln2, *fch, *fchg, *res3, *lnf, *logits, *proj;
@@ -266,7 +278,11 @@ template <typename T> struct ModelT : GPUModel {
             }
             slot_rng.assign(nslots, 0);
             slot_dropped.assign(nslots, 0);
+            kcat = dropout == 0.0f && getenv("GPU_NO_KCAT") == nullptr;
+            rp = (rank + 7) / 8 * 8;
         }
+        ld1 = kcat ? C + rp : C;
+        ldg = kcat ? 4 * C + rp : 4 * C;
 
         // parameters
         gpu_param_sizes(psz, c);
@@ -287,18 +303,30 @@ template <typename T> struct ModelT : GPUModel {
                 xd = dalloc<T>((size_t)N * 4 * C);
                 tmp = dalloc<T>((size_t)N * 4 * C);
             }
+            slot_wb.assign(nslots, nullptr);
+            if (kcat) {
+                for (int s = 0; s < nslots; s++) {
+                    if (slot_target[s] == 1) continue;
+                    slot_wb[s] = dalloc<T>((size_t)slot_out[s] * (slot_in[s] + rp));
+                    wb_jobs.push_back(ColCopy<T>{slot_wb[s] + slot_in[s], slot_B(s), (long)(slot_in[s] + rp), slot_out[s], rank});
+                }
+                if (!wb_jobs.empty()) {
+                    wb_jobs_d = dalloc<ColCopy<T>>(wb_jobs.size());
+                    CUDA_CHECK(cudaMemcpy(wb_jobs_d, wb_jobs.data(), wb_jobs.size() * sizeof(ColCopy<T>), cudaMemcpyHostToDevice));
+                }
+            }
         }
 
         // activations
         size_t NC = (size_t)N * C;
         encoded = dalloc<T>(NC);
-        ln1 = dalloc<T>(L * NC);
+        ln1 = dalloc<T>((size_t)L * N * ld1);
         qkv = dalloc<T>(L * 3 * NC);
         atty = dalloc<T>(L * NC);
         res2 = dalloc<T>(L * NC);
-        ln2 = dalloc<T>(L * NC);
+        ln2 = dalloc<T>((size_t)L * N * ld1);
         fch = dalloc<T>(L * 4 * NC);
-        fchg = dalloc<T>(L * 4 * NC);
+        fchg = dalloc<T>((size_t)L * N * ldg);
         res3 = dalloc<T>(L * NC);
         lnf = dalloc<T>(NC);
         logits = dalloc<T>((size_t)N * Vp);
@@ -334,6 +362,7 @@ template <typename T> struct ModelT : GPUModel {
 
     // host float32 -> params32 and/or paramsX, in chunks (no full-size temporary on the device)
     void set_params(const float *p) override {
+        wb_w_dirty = true;
         if (params32) {
             CUDA_CHECK(cudaMemcpy(params32, p, nparams * sizeof(float), cudaMemcpyHostToDevice));
             if (is_bf16) cast(paramsX, params32, (long)nparams, st);
@@ -456,12 +485,40 @@ template <typename T> struct ModelT : GPUModel {
     const T *slot_A(int s) const { return abX + a_off[s]; }
     const T *slot_B(int s) const { return abX + nA + b_off[s]; }
 
-    // out (N,OC) = inp (N,Cin) W^T (W (OC,Cin)) + bias, plus the adapter's low-rank term
-    void linear_forward(int l, int t, T *out, const T *inp, const T *W, const T *bias, int Cin, int OC) {
+    // the [W | B] copies up to date: W parts when the base changed, B parts (one launch) always
+    void refresh_wb() {
+        if (!kcat || wb_jobs.empty()) return;
+        if (wb_w_dirty) {
+            static const int wt[4] = {P_QKVW, P_ATTPROJW, P_FCW, P_FCPROJW};
+            static const size_t per[4] = {3, 1, 4, 4};
+            for (int s = 0; s < nslots; s++) {
+                if (!slot_wb[s]) continue;
+                int l = slot_layer[s], t = slot_target[s], in = slot_in[s], o = slot_out[s];
+                const T *W = pX(wt[t]) + (size_t)l * per[t] * C * C;
+                CUDA_CHECK(cudaMemcpy2DAsync(slot_wb[s], (in + rp) * sizeof(T), W, in * sizeof(T), in * sizeof(T), o,
+                                             cudaMemcpyDeviceToDevice, st));
+            }
+            wb_w_dirty = false;
+        }
+        dim3 grid(64, (unsigned)wb_jobs.size());
+        copy_cols_kernel<<<grid, 256, 0, st>>>(wb_jobs_d);
+        CUDA_LAUNCH_CHECK();
+    }
+
+    // out (N,OC) = inp (N,Cin; row stride ldin) W^T (W (OC,Cin)) + bias, plus the adapter's low-rank term
+    void linear_forward(int l, int t, T *out, const T *inp, long ldin, const T *W, const T *bias, int Cin, int OC) {
+        int s = has_ad ? slot_of[l * 4 + t] : -1;
+        if (s >= 0 && slot_wb[s]) { // concatenated along K: s u into inp's spare columns, then one product
+            mark(PC_LORA);
+            T *su = const_cast<T *>(inp) + Cin;
+            gemm<T, T>(&gc, 'N', 'T', N, rank, Cin, scale, inp, ldin, slot_A(s), Cin, 0.0f, su, ldin);
+            mark(PC_MATMUL);
+            gemm<T, T>(&gc, 'N', 'T', N, OC, Cin + rank, 1.0f, inp, ldin, slot_wb[s], Cin + rp, 0.0f, out, OC, bias);
+            slot_dropped[s] = 0;
+            return;
+        }
         mark(PC_MATMUL);
-        gemm<T, T>(&gc, 'N', 'T', N, OC, Cin, 1.0f, inp, Cin, W, Cin, 0.0f, out, OC, bias);
-        if (!has_ad) return;
-        int s = slot_of[l * 4 + t];
+        gemm<T, T>(&gc, 'N', 'T', N, OC, Cin, 1.0f, inp, ldin, W, Cin, 0.0f, out, OC, bias);
         if (s < 0) return;
         mark(PC_LORA);
         int in = slot_in[s], o = slot_out[s], r = rank;
@@ -477,33 +534,37 @@ template <typename T> struct ModelT : GPUModel {
             drop_state += (uint64_t)n * 0x9E3779B97F4A7C15ull;
             x = xd;
         }
-        gemm<T, T>(&gc, 'N', 'T', N, r, in, 1.0f, x, in, slot_A(s), in, 0.0f, us, r);          // u = drop(x) A^T
+        gemm<T, T>(&gc, 'N', 'T', N, r, in, 1.0f, x, slot_dropped[s] ? in : ldin, slot_A(s), in, 0.0f, us, r); // u = drop(x) A^T
         gemm<T, T>(&gc, 'N', 'T', N, o, r, scale, us, r, slot_B(s), r, 1.0f, out, o);           // out += s u B^T
     }
 
     // dinp (N,Cin) = dout W (NULL: not needed); dW (OC,Cin) += dout^T inp; dbias += colsum(dout)
     // (fp32, NULL when frozen); then the adapter: dB += s dout^T u, du = s dout B, dA += du^T drop(x),
-    // dinp += (du A) * drop
-    void linear_backward(int l, int t, T *dinp, float *dW, float *db, const T *dout, const T *inp, const T *W, int Cin, int OC) {
+    // dinp += (du A) * drop. inp's row stride is ldin. defer: leave dinp += du A to the caller (du
+    // stays in `du`), returning true, when there is no dropout (the GELU backward takes it).
+    bool linear_backward(int l, int t, T *dinp, float *dW, float *db, const T *dout, const T *inp, long ldin, const T *W,
+                         int Cin, int OC, bool defer = false) {
         mark(PC_MATMUL);
         if (dinp) gemm<T, T>(&gc, 'N', 'N', N, Cin, OC, 1.0f, dout, OC, W, Cin, 0.0f, dinp, Cin);
         mark(PC_WGRAD);
         if (dW) {
-            gemm<T, float>(&gc, 'T', 'N', OC, Cin, N, 1.0f, dout, OC, inp, Cin, 1.0f, dW, Cin);
+            gemm<T, float>(&gc, 'T', 'N', OC, Cin, N, 1.0f, dout, OC, inp, ldin, 1.0f, dW, Cin);
             g_gpu_base_weight_grad_calls++;
         }
         if (db) bias_backward(db, dout, N, OC, st);
-        if (!has_ad) return;
+        if (!has_ad) return false;
         int s = slot_of[l * 4 + t];
-        if (s < 0) return;
+        if (s < 0) return false;
         mark(PC_LORA);
         int in = slot_in[s], o = slot_out[s], r = rank;
-        const T *us = u + (size_t)s * N * r;
-        float *dA = gab32 + a_off[s], *dB = gab32 + nA + b_off[s];
+        bool kc = slot_wb[s] != nullptr; // s u sits in inp's spare columns
+        const T *us = kc ? inp + in : u + (size_t)s * N * r;
+        long ldu = kc ? ldin : r;
         float keep = 1.0f - dropout;
         long n = (long)N * in;
         int blocks = std::min(ceil_div(n, 256), 16 * num_sms);
-        gemm<T, float>(&gc, 'T', 'N', o, r, N, scale, dout, o, us, r, 1.0f, dB, r);
+        float *dA = gab32 + a_off[s], *dB = gab32 + nA + b_off[s];
+        gemm<T, float>(&gc, 'T', 'N', o, r, N, kc ? 1.0f : scale, dout, o, us, ldu, 1.0f, dB, r);
         gemm<T, T>(&gc, 'N', 'N', N, r, o, scale, dout, o, slot_B(s), r, 0.0f, du, r);
         if (trains_A) {
             const T *x = inp;
@@ -512,8 +573,9 @@ template <typename T> struct ModelT : GPUModel {
                 CUDA_LAUNCH_CHECK();
                 x = xd;
             }
-            gemm<T, float>(&gc, 'T', 'N', r, in, N, 1.0f, du, r, x, in, 1.0f, dA, in);
+            gemm<T, float>(&gc, 'T', 'N', r, in, N, 1.0f, du, r, x, slot_dropped[s] ? in : ldin, 1.0f, dA, in);
         }
+        if (dinp && defer && !slot_dropped[s]) return true;
         if (dinp) {
             if (slot_dropped[s]) {
                 gemm<T, T>(&gc, 'N', 'N', N, in, r, 1.0f, du, r, slot_A(s), in, 0.0f, tmp, in);
@@ -523,6 +585,7 @@ template <typename T> struct ModelT : GPUModel {
                 gemm<T, T>(&gc, 'N', 'N', N, in, r, 1.0f, du, r, slot_A(s), in, 1.0f, dinp, in);
             }
         }
+        return false;
     }
 
     // ------------------------------------------------------------------------
@@ -544,29 +607,30 @@ template <typename T> struct ModelT : GPUModel {
             CUDA_CHECK(cudaMemcpy(weights_d, weights_h.data(), N * sizeof(float), cudaMemcpyHostToDevice));
         }
         size_t NC = (size_t)N * C;
+        refresh_wb();
         mark(PC_EMBED);
         encoder_forward(encoded, inputs_d, pX(P_WTE), pX(P_WPE), B, T_, C, st);
         mark(PC_LN);
-        layernorm_forward(ln1, ln1_mean, ln1_rstd, (T *)nullptr, encoded, (const T *)nullptr, pX(P_LN1W), pX(P_LN1B), N, C, st);
+        layernorm_forward(ln1, ln1_mean, ln1_rstd, (T *)nullptr, encoded, (const T *)nullptr, pX(P_LN1W), pX(P_LN1B), N, C, st, ld1);
         for (int l = 0; l < L; l++) {
             const T *residual = l == 0 ? encoded : res3 + (l - 1) * NC;
-            T *l_ln1 = ln1 + l * NC, *l_qkv = qkv + l * 3 * NC, *l_atty = atty + l * NC, *l_res2 = res2 + l * NC;
-            T *l_ln2 = ln2 + l * NC, *l_fch = fch + l * 4 * NC, *l_fchg = fchg + l * 4 * NC, *l_res3 = res3 + l * NC;
-            linear_forward(l, 0, l_qkv, l_ln1, pX(P_QKVW) + (size_t)l * 3 * C * C, pX(P_QKVB) + l * 3 * C, C, 3 * C);
+            T *l_ln1 = ln1 + l * N * ld1, *l_qkv = qkv + l * 3 * NC, *l_atty = atty + l * NC, *l_res2 = res2 + l * NC;
+            T *l_ln2 = ln2 + l * N * ld1, *l_fch = fch + l * 4 * NC, *l_fchg = fchg + l * N * ldg, *l_res3 = res3 + l * NC;
+            linear_forward(l, 0, l_qkv, l_ln1, ld1, pX(P_QKVW) + (size_t)l * 3 * C * C, pX(P_QKVB) + l * 3 * C, C, 3 * C);
             mark(PC_ATT_FWD);
             attention_forward(l_atty, lse + (size_t)l * N * NH, l_qkv, B, T_, C, NH, simple, st);
-            linear_forward(l, 1, proj, l_atty, pX(P_ATTPROJW) + (size_t)l * C * C, pX(P_ATTPROJB) + l * C, C, C);
+            linear_forward(l, 1, proj, l_atty, C, pX(P_ATTPROJW) + (size_t)l * C * C, pX(P_ATTPROJB) + l * C, C, C);
             mark(PC_LN);
             layernorm_forward(l_ln2, ln2_mean + l * N, ln2_rstd + l * N, l_res2, residual, proj, pX(P_LN2W) + l * C,
-                              pX(P_LN2B) + l * C, N, C, st);
-            linear_forward(l, 2, l_fch, l_ln2, pX(P_FCW) + (size_t)l * 4 * C * C, pX(P_FCB) + l * 4 * C, C, 4 * C);
+                              pX(P_LN2B) + l * C, N, C, st, ld1);
+            linear_forward(l, 2, l_fch, l_ln2, ld1, pX(P_FCW) + (size_t)l * 4 * C * C, pX(P_FCB) + l * 4 * C, C, 4 * C);
             mark(PC_GELU);
-            gelu_forward(l_fchg, l_fch, (long)N * 4 * C, st);
-            linear_forward(l, 3, proj, l_fchg, pX(P_FCPROJW) + (size_t)l * 4 * C * C, pX(P_FCPROJB) + l * C, 4 * C, C);
+            gelu_forward(l_fchg, l_fch, (long)N * 4 * C, st, 4 * C, ldg);
+            linear_forward(l, 3, proj, l_fchg, ldg, pX(P_FCPROJW) + (size_t)l * 4 * C * C, pX(P_FCPROJB) + l * C, 4 * C, C);
             mark(PC_LN);
             if (l + 1 < L)
-                layernorm_forward(ln1 + (l + 1) * NC, ln1_mean + (l + 1) * N, ln1_rstd + (l + 1) * N, l_res3, l_res2, proj,
-                                  pX(P_LN1W) + (l + 1) * C, pX(P_LN1B) + (l + 1) * C, N, C, st);
+                layernorm_forward(ln1 + (l + 1) * N * ld1, ln1_mean + (l + 1) * N, ln1_rstd + (l + 1) * N, l_res3, l_res2, proj,
+                                  pX(P_LN1W) + (l + 1) * C, pX(P_LN1B) + (l + 1) * C, N, C, st, ld1);
             else
                 layernorm_forward(lnf, lnf_mean, lnf_rstd, l_res3, l_res2, proj, pX(P_LNFW), pX(P_LNFB), N, C, st);
         }
@@ -609,13 +673,16 @@ template <typename T> struct ModelT : GPUModel {
             int p0 = 4 * l;
             auto gl = [&](int i, size_t per) { return full ? grads32 + poff[i] + (size_t)l * per : (float *)nullptr; };
             // fc_proj (its output gradient is the residual stream's)
-            linear_backward(l, 3, lo < p0 + 3 ? dbig : nullptr, gl(P_FCPROJW, (size_t)4 * C * C), gl(P_FCPROJB, C), dres,
-                            fchg + l * 4 * NC, pX(P_FCPROJW) + (size_t)l * 4 * C * C, 4 * C, C);
+            bool fused = linear_backward(l, 3, lo < p0 + 3 ? dbig : nullptr, gl(P_FCPROJW, (size_t)4 * C * C), gl(P_FCPROJB, C),
+                                         dres, fchg + l * N * ldg, ldg, pX(P_FCPROJW) + (size_t)l * 4 * C * C, 4 * C, C, true);
             if (lo <= p0 + 2) {
                 mark(PC_GELU);
-                gelu_backward(dbig, fch + l * 4 * NC, dbig, (long)N * 4 * C, st);
+                if (fused) // dbig = gelu'(fch) (dbig + du A): fc_proj's adapter term folded into the GELU backward
+                    gelu_backward_lowrank(dbig, fch + l * 4 * NC, dbig, du, slot_A(slot_of[l * 4 + 3]), rank, N, 4 * C, st);
+                else
+                    gelu_backward(dbig, fch + l * 4 * NC, dbig, (long)N * 4 * C, st);
                 linear_backward(l, 2, lo < p0 + 2 ? dsmall : nullptr, gl(P_FCW, (size_t)4 * C * C), gl(P_FCB, 4 * C), dbig,
-                                ln2 + l * NC, pX(P_FCW) + (size_t)l * 4 * C * C, C, 4 * C);
+                                ln2 + l * N * ld1, ld1, pX(P_FCW) + (size_t)l * 4 * C * C, C, 4 * C);
             }
             mark(PC_LN);
             if (lo < p0 + 2)
@@ -624,13 +691,13 @@ template <typename T> struct ModelT : GPUModel {
             if (lo > p0 + 1) break; // nothing trainable below the MLP of this layer
             // attn_proj (its output gradient is the residual stream's, now including the ln2 path)
             linear_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C), dres,
-                            atty + l * NC, pX(P_ATTPROJW) + (size_t)l * C * C, C, C);
+                            atty + l * NC, C, pX(P_ATTPROJW) + (size_t)l * C * C, C, C);
             if (lo <= p0) {
                 mark(PC_ATT_BWD);
                 attention_backward(dqkv, attD, dsmall, qkv + l * 3 * NC, atty + l * NC, lse + (size_t)l * N * NH, B, T_, C,
                                    NH, simple, st);
                 linear_backward(l, 0, lo < p0 ? dsmall : nullptr, gl(P_QKVW, (size_t)3 * C * C), gl(P_QKVB, 3 * C), dqkv,
-                                ln1 + l * NC, pX(P_QKVW) + (size_t)l * 3 * C * C, C, 3 * C);
+                                ln1 + l * N * ld1, ld1, pX(P_QKVW) + (size_t)l * 3 * C * C, C, 3 * C);
             }
             mark(PC_LN);
             if (lo < p0)
@@ -655,6 +722,7 @@ template <typename T> struct ModelT : GPUModel {
                                1.0f, W, in);
         }
         if (is_bf16) cast(paramsX, params32, (long)nparams, st);
+        wb_w_dirty = true;
     }
 
     void get_logits(int row0, int nrows, float *out) override {

@@ -52,7 +52,7 @@ template <typename T> void encoder_backward(float *dwte, float *dwpe, const T *d
 // stored (rounded) residual, the tensor the backward will see.
 template <typename T>
 __global__ void layernorm_forward_kernel(T *out, float *mean, float *rstd, T *res_out, const T *a, const T *b,
-                                         const T *weight, const T *bias, int N, int C) {
+                                         const T *weight, const T *bias, int N, int C, long ldo) {
     constexpr int V = Vec<T>::n;
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
@@ -77,7 +77,7 @@ __global__ void layernorm_forward_kernel(T *out, float *mean, float *rstd, T *re
     }
     var = warp_sum(var) / C;
     float s = 1.0f / sqrtf(var + 1e-5f);
-    T *o = out + (long)row * C;
+    T *o = out + (long)row * ldo;
     for (int c = lane * V; c < C; c += 32 * V) {
         Vec<T> x = load_vec(xr + c), w = load_vec(weight + c), bb = load_vec(bias + c), y;
         for (int k = 0; k < V; k++) y.v[k] = from_f<T>((s * (to_f(x.v[k]) - m)) * to_f(w.v[k]) + to_f(bb.v[k]));
@@ -87,8 +87,8 @@ __global__ void layernorm_forward_kernel(T *out, float *mean, float *rstd, T *re
 }
 template <typename T>
 void layernorm_forward(T *out, float *mean, float *rstd, T *res_out, const T *a, const T *b, const T *weight,
-                       const T *bias, int N, int C, cudaStream_t st) {
-    layernorm_forward_kernel<<<ceil_div(N, 8), 256, 0, st>>>(out, mean, rstd, res_out, a, b, weight, bias, N, C);
+                       const T *bias, int N, int C, cudaStream_t st, long ldo = 0) {
+    layernorm_forward_kernel<<<ceil_div(N, 8), 256, 0, st>>>(out, mean, rstd, res_out, a, b, weight, bias, N, C, ldo ? ldo : C);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -192,7 +192,8 @@ void layernorm_backward(T *dinp, float *dweight, float *dbias, const T *dout, co
 // ----------------------------------------------------------------------------
 // GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); all (n,), n % 8 == 0
 #define GELU_SCALE_F 0.7978845608028654f
-template <typename T> __global__ void gelu_forward_kernel(T *out, const T *inp, long n) {
+// forward: out (row stride ldo) = gelu(inp), inp (n/O, O) contiguous; O % 8 == 0
+template <typename T> __global__ void gelu_forward_kernel(T *out, const T *inp, long n, int O, long ldo) {
     constexpr int V = Vec<T>::n;
     long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * V;
     if (i >= n) return;
@@ -201,7 +202,7 @@ template <typename T> __global__ void gelu_forward_kernel(T *out, const T *inp, 
         float v = to_f(x.v[k]);
         y.v[k] = from_f<T>(0.5f * v * (1.0f + tanhf(GELU_SCALE_F * (v + 0.044715f * v * v * v))));
     }
-    store_vec(out + i, y);
+    store_vec(out + (i / O) * ldo + i % O, y);
 }
 // dinp = gelu'(inp) * dout (dinp may be dout: in place)
 template <typename T> __global__ void gelu_backward_kernel(T *dinp, const T *inp, const T *dout, long n) {
@@ -217,13 +218,79 @@ template <typename T> __global__ void gelu_backward_kernel(T *dinp, const T *inp
     }
     store_vec(dinp + i, y);
 }
-template <typename T> void gelu_forward(T *out, const T *inp, long n, cudaStream_t st) {
-    gelu_forward_kernel<<<ceil_div(n / Vec<T>::n, 256), 256, 0, st>>>(out, inp, n);
+template <typename T> void gelu_forward(T *out, const T *inp, long n, cudaStream_t st, int O = 8, long ldo = 8) {
+    gelu_forward_kernel<<<ceil_div(n / Vec<T>::n, 256), 256, 0, st>>>(out, inp, n, O, ldo);
     CUDA_LAUNCH_CHECK();
 }
 template <typename T> void gelu_backward(T *dinp, const T *inp, const T *dout, long n, cudaStream_t st) {
     gelu_backward_kernel<<<ceil_div(n / Vec<T>::n, 256), 256, 0, st>>>(dinp, inp, dout, n);
     CUDA_LAUNCH_CHECK();
+}
+
+// The GELU backward fused with the adapter's input-gradient term of the product after it:
+// dinp (N,O) = gelu'(inp) * (dout + du A), du (N,r), A (r,O) row-major (dinp may be dout: in place).
+// One thread: two rows of one 16-byte chunk of columns, so each chunk of A read serves two rows.
+template <typename T>
+__global__ void gelu_backward_lowrank_kernel(T *dinp, const T *inp, const T *dout, const T *du, const T *A, int r, int N,
+                                             int O) {
+    constexpr int V = Vec<T>::n;
+    int chunks = O / V;
+    long item = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (item >= (long)((N + 1) / 2) * chunks) return;
+    int c = (int)(item % chunks) * V, n0 = (int)(item / chunks) * 2, n1 = n0 + 1;
+    bool two = n1 < N;
+    float acc0[V], acc1[V];
+    Vec<T> d0 = load_vec(dout + (long)n0 * O + c), d1;
+    if (two) d1 = load_vec(dout + (long)n1 * O + c);
+#pragma unroll
+    for (int j = 0; j < V; j++) { acc0[j] = to_f(d0.v[j]); acc1[j] = two ? to_f(d1.v[j]) : 0.0f; }
+    const T *u0 = du + (long)n0 * r, *u1 = du + (long)(two ? n1 : n0) * r;
+    for (int k = 0; k < r; k++) {
+        Vec<T> a = load_vec(A + (long)k * O + c);
+        float w0 = to_f(u0[k]), w1 = to_f(u1[k]);
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            float aj = to_f(a.v[j]);
+            acc0[j] += w0 * aj;
+            acc1[j] += w1 * aj;
+        }
+    }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        if (h == 1 && !two) break;
+        long off = (long)(h ? n1 : n0) * O + c;
+        Vec<T> x = load_vec(inp + off), y;
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            float v = to_f(x.v[j]);
+            float th = tanhf(GELU_SCALE_F * (v + 0.044715f * v * v * v));
+            float local = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_SCALE_F * (1.0f + 3.0f * 0.044715f * v * v);
+            // the sum rounded to T first, as the unfused path stores dout + du A before the GELU backward
+            float g = to_f(from_f<T>(h ? acc1[j] : acc0[j]));
+            y.v[j] = from_f<T>(local * g);
+        }
+        store_vec(dinp + off, y);
+    }
+}
+template <typename T>
+void gelu_backward_lowrank(T *dinp, const T *inp, const T *dout, const T *du, const T *A, int r, int N, int O, cudaStream_t st) {
+    long items = (long)((N + 1) / 2) * (O / Vec<T>::n);
+    gelu_backward_lowrank_kernel<<<ceil_div(items, 256), 256, 0, st>>>(dinp, inp, dout, du, A, r, N, O);
+    CUDA_LAUNCH_CHECK();
+}
+
+// columns of many small matrices at once: job y copies src (rows, cols) contiguous into dst (row stride ldd)
+template <typename T> struct ColCopy {
+    T *dst;
+    const T *src;
+    long ldd;
+    int rows, cols;
+};
+template <typename T> __global__ void copy_cols_kernel(const ColCopy<T> *jobs) {
+    ColCopy<T> j = jobs[blockIdx.y];
+    long n = (long)j.rows * j.cols;
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        j.dst[(i / j.cols) * j.ldd + i % j.cols] = j.src[i];
 }
 
 // ----------------------------------------------------------------------------
