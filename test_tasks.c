@@ -13,6 +13,11 @@ static int rc_a = -1, rc_b = -1, rc_c = -1;
 // ----------------------------------------------------------------------------
 // helpers
 
+// Check's ck_assert records every passing check through the runner (a syscall each in fork mode);
+// these report only failures, for the loops over every token and example.
+#define REQUIRE(c) do { if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); } while (0)
+#define REQUIRE_MSG(c, ...) do { if (!(c)) ck_abort_msg(__VA_ARGS__); } while (0)
+
 static uint8_t *read_all(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -36,30 +41,30 @@ static shard load_shard(const char *dir, const char *stem, int want_mask) {
     shard s = {0};
     snprintf(path, sizeof path, "%s/%s.bin", dir, stem);
     uint8_t *b = read_all(path, &size);
-    ck_assert_msg(b != NULL, "%s missing", path);
-    ck_assert_uint_ge(size, 1024);
-    ck_assert_int_eq(get32(b), 20240520);
-    ck_assert_int_eq(get32(b + 4), 1);
+    REQUIRE_MSG(b != NULL, "%s missing", path);
+    REQUIRE((size) >= (1024));
+    REQUIRE((get32(b)) == (20240520));
+    REQUIRE((get32(b + 4)) == (1));
     s.n = (size_t)get32(b + 8);
-    ck_assert_uint_eq(size, 1024 + 2 * s.n);
-    for (int i = 3; i < 256; i++) ck_assert_int_eq(get32(b + 4 * i), 0);
+    REQUIRE((size) == (1024 + 2 * s.n));
+    for (int i = 3; i < 256; i++) REQUIRE((get32(b + 4 * i)) == (0));
     s.tok = malloc(2 * s.n);
     for (size_t i = 0; i < s.n; i++) {
         s.tok[i] = (uint16_t)(b[1024 + 2 * i] | b[1024 + 2 * i + 1] << 8);
-        ck_assert_uint_lt(s.tok[i], TASKS_VOCAB);
+        REQUIRE((s.tok[i]) < (TASKS_VOCAB));
     }
     free(b);
     snprintf(path, sizeof path, "%s/%s.lossmask", dir, stem);
     b = read_all(path, &size);
-    if (!want_mask) { ck_assert_msg(b == NULL, "%s should not exist", path); return s; }
-    ck_assert_msg(b != NULL, "%s missing", path);
-    ck_assert_int_eq(get32(b), 20240522);
-    ck_assert_int_eq(get32(b + 4), 1);
-    ck_assert_uint_eq((size_t)get32(b + 8), s.n);
-    ck_assert_uint_eq(size, 1024 + s.n);
+    if (!want_mask) { REQUIRE_MSG(b == NULL, "%s should not exist", path); return s; }
+    REQUIRE_MSG(b != NULL, "%s missing", path);
+    REQUIRE((get32(b)) == (20240522));
+    REQUIRE((get32(b + 4)) == (1));
+    REQUIRE(((size_t)get32(b + 8)) == (s.n));
+    REQUIRE((size) == (1024 + s.n));
     s.mask = malloc(s.n);
     memcpy(s.mask, b + 1024, s.n);
-    for (size_t i = 0; i < s.n; i++) ck_assert_uint_le(s.mask[i], 1);
+    for (size_t i = 0; i < s.n; i++) REQUIRE((s.mask[i]) <= (1));
     free(b);
     return s;
 }
@@ -108,24 +113,26 @@ static void expected_answer(int task, const char *p, char *out) {
     if (task == TASKS_ARITH) {
         int x, y;
         char op;
-        ck_assert_int_eq(sscanf(p, "%d%c%d=", &x, &op, &y), 3);
-        ck_assert(op == '+' || op == '-');
-        ck_assert(p[lp - 1] == '=');
-        sprintf(out, "%d\n", op == '+' ? x + y : x - y);
+        REQUIRE((sscanf(p, "%d%c%d=", &x, &op, &y)) == (3));
+        REQUIRE(op == '+' || op == '-');
+        REQUIRE(p[lp - 1] == '=');
+        REQUIRE(y >= 0 && y <= 9 && p[3] == op);  // three zero-padded digits, op, one digit
+        sprintf(out, "%03d\n", op == '+' ? x + y : x - y);
+        REQUIRE((strlen(out)) == (4));
     } else if (task == TASKS_CODE) {
         int up = strncmp(p, "upper(", 6) == 0;
-        ck_assert(up || strncmp(p, "rev(", 4) == 0);
+        REQUIRE(up || strncmp(p, "rev(", 4) == 0);
         const char *s = p + (up ? 6 : 4);
         int n = (int)(lp - (size_t)(s - p)) - 2;
-        ck_assert(n >= 3 && n <= 6 && strcmp(s + n, ")=") == 0);
+        REQUIRE(n >= 3 && n <= 5 && strcmp(s + n, ")=") == 0);
         for (int i = 0; i < n; i++) {
-            ck_assert(s[i] >= 'a' && s[i] <= 'z');
+            REQUIRE(s[i] >= 'a' && s[i] <= 'z');
             out[i] = up ? (char)(s[i] - 32) : s[n - 1 - i];
         }
         out[n] = '\n';
         out[n + 1] = 0;
     } else if (task == TASKS_CLASSIFY) {
-        ck_assert(lp > 3 && strcmp(p + lp - 3, " =>") == 0);
+        REQUIRE(lp > 3 && strcmp(p + lp - 3, " =>") == 0);
         int npos = 0, nneg = 0;
         for (const char *w = p; w < p + lp - 3;) {
             const char *e = strchr(w, ' ');
@@ -134,15 +141,15 @@ static void expected_answer(int task, const char *p, char *out) {
             nneg += IN_LIST(w, len, tasks_w_neg);
             w = e + 1;
         }
-        ck_assert_msg(npos + nneg == 1, "%s: %d sentiment words", p, npos + nneg);
+        REQUIRE_MSG(npos + nneg == 1, "%s: %d sentiment words", p, npos + nneg);
         strcpy(out, npos ? " positive\n" : " negative\n");
     } else {
-        ck_assert(lp > 3 && strcmp(p + lp - 3, " A:") == 0);
+        REQUIRE(lp > 3 && strcmp(p + lp - 3, " A:") == 0);
         int nharm = 0, nben = 0;
         const char *act = NULL;
         for (size_t i = 0; i < sizeof tasks_w_harmful / sizeof *tasks_w_harmful; i++) if (strstr(p, tasks_w_harmful[i])) nharm++;
         for (size_t i = 0; i < sizeof tasks_w_benign / sizeof *tasks_w_benign; i++) if (strstr(p, tasks_w_benign[i])) { nben++; act = tasks_w_benign[i]; }
-        ck_assert_msg(nharm + nben == 1, "%s: %d actions", p, nharm + nben);
+        REQUIRE_MSG(nharm + nben == 1, "%s: %d actions", p, nharm + nben);
         if (nharm) strcpy(out, " Sorry, I can't help.\n");
         else sprintf(out, " Sure, let's %s.\n", act);
     }
@@ -176,6 +183,7 @@ START_TEST(test_generate_error) {
     ck_assert_int_ge(fd, 0);
     close(fd);
     snprintf(sub, sizeof sub, "%s/sub", file);
+    if (!freopen("/dev/null", "w", stderr)) ck_abort_msg("freopen");  // the expected error message
     ck_assert_int_eq(tasks_generate(sub, 1, 0), -1);
     ck_assert_int_eq(tasks_present(sub), 0);
     remove(file);
@@ -248,17 +256,17 @@ START_TEST(test_pretrain) {
         char stem[64];
         snprintf(stem, sizeof stem, "pretrain_%s", tasks_splits[s]);
         shard sh = load_shard(dir_a, stem, 0);
-        ck_assert_uint_ge(sh.n, want[s]);
-        ck_assert_uint_lt(sh.n, want[s] + 2048);
-        ck_assert_uint_eq(sh.tok[0], TASKS_EOT);
+        REQUIRE((sh.n) >= (want[s]));
+        REQUIRE((sh.n) < (want[s] + 2048));
+        REQUIRE((sh.tok[0]) == (TASKS_EOT));
         // plain text without the tasks' formats: no '=', '(', ':' separators of prompts, no newlines
         size_t ndocs = 0;
         for (size_t i = 0; i < sh.n; i++) {
             int t = sh.tok[i];
             if (t == TASKS_EOT) { ndocs++; continue; }
-            ck_assert_msg(t >= 32 && t < 127 && t != '=' && t != '(' && t != '>', "pretrain token %d at %zu", t, i);
+            REQUIRE_MSG(t >= 32 && t < 127 && t != '=' && t != '(' && t != '>', "pretrain token %d at %zu", t, i);
         }
-        ck_assert_uint_gt(ndocs, sh.n / 1000);
+        REQUIRE((ndocs) > (sh.n / 1000));
         free_shard(&sh);
     }
 }
@@ -273,37 +281,39 @@ START_TEST(test_task_shards) {
         snprintf(stem, sizeof stem, "%s_%s", tasks_names[task], tasks_splits[s]);
         shard sh = load_shard(dir_a, stem, 1);
         long n = tasks_extract_examples(sh.tok, sh.mask, sh.n, NULL, 0);
-        ck_assert_int_eq(n, want[s]);
+        REQUIRE((n) == (want[s]));
         tasks_example *ex = malloc(sizeof(tasks_example) * (size_t)n);
-        ck_assert_int_eq(tasks_extract_examples(sh.tok, sh.mask, sh.n, ex, n), n);
-        size_t covered = 0;
+        REQUIRE((tasks_extract_examples(sh.tok, sh.mask, sh.n, ex, n)) == (n));
+        size_t covered = 0, doc_tokens = 0;
         for (long i = 0; i < n; i++) {
             tasks_example e = ex[i];
-            ck_assert_uint_eq(e.prompt, covered + 1);  // documents are back to back
-            ck_assert_uint_eq(sh.tok[e.prompt - 1], TASKS_EOT);
-            ck_assert_uint_eq(sh.mask[e.prompt - 1], 0);
-            ck_assert_uint_eq(e.answer, e.prompt + (size_t)e.prompt_len);
-            ck_assert_int_le(e.prompt_len, TASKS_MAX_PROMPT);
-            ck_assert_int_le(e.answer_len, TASKS_MAX_ANSWER);
-            ck_assert_int_le(1 + e.prompt_len + e.answer_len, 64 + 8);
-            for (int j = 0; j < e.prompt_len; j++) ck_assert_uint_eq(sh.mask[e.prompt + (size_t)j], 0);
-            for (int j = 0; j < e.answer_len; j++) ck_assert_uint_eq(sh.mask[e.answer + (size_t)j], 1);
+            REQUIRE((e.prompt) == (covered + 1));  // documents are back to back
+            REQUIRE((sh.tok[e.prompt - 1]) == (TASKS_EOT));
+            REQUIRE((sh.mask[e.prompt - 1]) == (0));
+            REQUIRE((e.answer) == (e.prompt + (size_t)e.prompt_len));
+            REQUIRE((e.prompt_len) <= (TASKS_MAX_PROMPT));
+            REQUIRE((e.answer_len) <= (TASKS_MAX_ANSWER));
+            doc_tokens += 1 + e.prompt_len + e.answer_len;
+            for (int j = 0; j < e.prompt_len; j++) REQUIRE((sh.mask[e.prompt + (size_t)j]) == (0));
+            for (int j = 0; j < e.answer_len; j++) REQUIRE((sh.mask[e.answer + (size_t)j]) == (1));
             char p[TASKS_MAX_PROMPT + 1], a[TASKS_MAX_ANSWER + 1], want_a[TASKS_MAX_ANSWER + 8];
             span_str(sh.tok, e.prompt, e.prompt_len, p);
             span_str(sh.tok, e.answer, e.answer_len, a);
-            ck_assert_ptr_null(strchr(p, '\n'));
-            ck_assert_ptr_eq(strchr(a, '\n'), a + e.answer_len - 1);
+            REQUIRE((strchr(p, '\n')) == NULL);
+            REQUIRE((strchr(a, '\n')) == (a + e.answer_len - 1));
             expected_answer(task, p, want_a);
-            ck_assert_msg(strcmp(a, want_a) == 0, "%s: prompt '%s' has answer '%s'", stem, p, a);
-            ck_assert_int_eq(tasks_split_of(task, p), s);
+            REQUIRE_MSG(strcmp(a, want_a) == 0, "%s: prompt '%s' has answer '%s'", stem, p, a);
+            REQUIRE((tasks_split_of(task, p)) == (s));
             // the scorer accepts the reference answer itself, with or without trailing junk
             int gen[TASKS_MAX_ANSWER + 2], ans[TASKS_MAX_ANSWER];
             for (int j = 0; j < e.answer_len; j++) gen[j] = ans[j] = sh.tok[e.answer + (size_t)j];
             gen[e.answer_len] = TASKS_EOT;
-            ck_assert_int_eq(tasks_exact_match(gen, e.answer_len + 1, ans, e.answer_len), 1);
+            REQUIRE((tasks_exact_match(gen, e.answer_len + 1, ans, e.answer_len)) == (1));
             covered = e.answer + (size_t)e.answer_len;
         }
-        ck_assert_uint_eq(covered, sh.n);
+        REQUIRE((covered) == (sh.n));
+        REQUIRE((doc_tokens) == (sh.n));
+        REQUIRE_MSG(doc_tokens < 60 * (size_t)n, "%s: mean example length %.1f tokens", stem, (double)doc_tokens / (double)n);
         free(ex);
         free_shard(&sh);
     }
@@ -345,11 +355,11 @@ START_TEST(test_splits_disjoint) {
         if (split != '0') distinct_eval++;
         if (i > 0 && strlen(all[i - 1]) == l && strncmp(all[i], all[i - 1], l - 1) == 0) {
             // the same prompt twice: allowed only within train
-            ck_assert_msg(split == '0' && all[i - 1][l - 1] == '0', "%s: prompt '%.*s' in splits %c and %c",
+            REQUIRE_MSG(split == '0' && all[i - 1][l - 1] == '0', "%s: prompt '%.*s' in splits %c and %c",
                           tasks_names[task], (int)l - 2, all[i], all[i - 1][l - 1], split);
         }
     }
-    ck_assert_uint_eq(distinct_eval, TASKS_NVAL + TASKS_NTEST);
+    REQUIRE((distinct_eval) == (TASKS_NVAL + TASKS_NTEST));
     for (size_t i = 0; i < nall; i++) free(all[i]);
     free(all);
 }
@@ -472,25 +482,35 @@ END_TEST
 START_TEST(test_draw_and_rng) {
     // the generator's building blocks are deterministic and in range
     tasks_rng r1 = tasks_rng_make(5, 0), r2 = tasks_rng_make(5, 0), r3 = tasks_rng_make(5, 1);
-    ck_assert(tasks_rng_next(&r1) == tasks_rng_next(&r2));
-    ck_assert(tasks_rng_next(&r1) != tasks_rng_next(&r3));
+    REQUIRE(tasks_rng_next(&r1) == tasks_rng_next(&r2));
+    REQUIRE(tasks_rng_next(&r1) != tasks_rng_next(&r3));
     int hist[3] = {0, 0, 0};
     for (int i = 0; i < 30000; i++) {
         uint32_t v = tasks_rng_below(&r1, 3);
-        ck_assert_uint_lt(v, 3);
+        REQUIRE((v) < (3));
         hist[v]++;
     }
-    for (int i = 0; i < 3; i++) ck_assert_int_gt(hist[i], 9500);
+    for (int i = 0; i < 3; i++) REQUIRE((hist[i]) > (9500));
     for (int task = 0; task < TASKS_NTASKS; task++) {
         for (int i = 0; i < 2000; i++) {
             char p[TASKS_MAX_PROMPT + 1], a[TASKS_MAX_ANSWER + 1], want[TASKS_MAX_ANSWER + 8];
             tasks_draw_example(task, &r1, p, a);
-            ck_assert_uint_le(strlen(p), TASKS_MAX_PROMPT);
-            ck_assert_uint_le(strlen(a), TASKS_MAX_ANSWER);
+            REQUIRE((strlen(p)) <= (TASKS_MAX_PROMPT));
+            REQUIRE((strlen(a)) <= (TASKS_MAX_ANSWER));
             expected_answer(task, p, want);
-            ck_assert_str_eq(a, want);
+            REQUIRE(strcmp(a, want) == 0);
         }
     }
+}
+END_TEST
+
+// Runs last (it deletes a file of the seed-7 suite): one missing mask makes the suite absent.
+START_TEST(test_present_needs_every_file) {
+    char path[512];
+    ck_assert_int_eq(tasks_present(dir_c), 1);
+    snprintf(path, sizeof path, "%s/safety_test.lossmask", dir_c);
+    ck_assert_int_eq(remove(path), 0);
+    ck_assert_int_eq(tasks_present(dir_c), 0);
 }
 END_TEST
 
@@ -512,6 +532,7 @@ static Suite *tasks_suite(void) {
     tcase_add_test(tc, test_extract_handmade);
     tcase_add_test(tc, test_exact_match);
     tcase_add_test(tc, test_draw_and_rng);
+    tcase_add_test(tc, test_present_needs_every_file);
     suite_add_tcase(s, tc);
     return s;
 }
