@@ -1734,9 +1734,17 @@ static void default_base_config(TrainConfig *c) {
 }
 
 // The recipe string stamped beside the cached base: a different recipe retrains it.
+// It includes a hash of the pretraining shard, so regenerated (different) data retrains it too.
 static void default_base_recipe(char *buf, size_t n) {
-    snprintf(buf, n, "model=%s B=%d T=%d steps=%d lr=%g seed=1337 data-seed=%d\n", DEFAULT_MODEL, DEFAULT_B, DEFAULT_T,
-             DEFAULT_PRETRAIN_STEPS, (double)DEFAULT_PRETRAIN_LR, TASKS_DEFAULT_SEED);
+    char path[512], err[512];
+    snprintf(path, sizeof(path), "%s/pretrain_train.bin", DEFAULT_DATA_DIR);
+    size_t size = 0;
+    uint8_t *data = read_whole_file(path, &size, err, sizeof(err));
+    uint64_t h = 0xCBF29CE484222325ull; // FNV-1a
+    for (size_t i = 0; data && i < size; i++) { h ^= data[i]; h *= 0x100000001B3ull; }
+    free(data);
+    snprintf(buf, n, "model=%s B=%d T=%d steps=%d lr=%g seed=1337 data=%016llx\n", DEFAULT_MODEL, DEFAULT_B, DEFAULT_T,
+             DEFAULT_PRETRAIN_STEPS, (double)DEFAULT_PRETRAIN_LR, (unsigned long long)h);
 }
 
 static int run_default(const char *prog) {
