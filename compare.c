@@ -24,6 +24,7 @@ against stage 1's, is the forgetting.
 
 Outputs under -o DIR (default out/compare):
     report.md                    the tables, the machine, the charts
+    base.bin                     the base model every run started from (a copy of out/base/model.bin)
     results.csv                  one row per (task, variant): steps, parameters, bytes, loss, score, time
     merge.csv, continual.csv     the merged adapters' per-task scores; continual learning
     loss_<task>.svg              training loss of every variant on the task
@@ -239,6 +240,21 @@ static void ensure_base(Compare *cm) {
     if (sf) { fputs(recipe, sf); fclose(sf); }
     cm->t_pretrain = now_s() - t0;
     cmp_say(cm, "   done in %.0f s\n", cm->t_pretrain);
+}
+
+// Every run starts from DIR/base.bin, a copy of the cached base taken once: the report stays
+// consistent (and reproducible from DIR) even if out/base is retrained while it runs.
+static void snapshot_base(Compare *cm) {
+    char err[1024], dst[1200];
+    size_t n = 0;
+    void *data = read_whole_file(cm->base, &n, err, sizeof(err));
+    if (!data) die("compare: %s", err);
+    snprintf(dst, sizeof(dst), "%s/base.bin", cm->out);
+    const void *bufs[1] = {data};
+    size_t sizes[1] = {n};
+    if (write_chunks_atomic(dst, bufs, sizes, 1, err, sizeof(err)) != 0) die("compare: %s", err);
+    free(data);
+    snprintf(cm->base, sizeof(cm->base), "%s", dst);
 }
 
 // The embedded default's fine-tuning recipe (run_default), at CMP_STEPS for every variant.
@@ -608,9 +624,9 @@ static void write_report(Compare *cm, const char *load_start) {
     format_eta(now_s() - cm->t_start, total, sizeof(total));
     int nex = cm->base_em[0].n;
     fprintf(f, "# Comparison: full fine-tuning, LoRA, LoRI-D, LoRI-S, PeriodicLoRA\n\n");
-    fprintf(f, "`./compare%s` — tiny GPT-2 `%s` (%zu parameters) pretrained %d steps (`%s`), rank %d, alpha %d, "
-               "B=%d T=%d, %d optimizer steps per run, exact match (greedy) on %d test examples per task.  \n",
-            cm->quick ? " --quick" : "", DEFAULT_MODEL, cm->runs[0][V_FULL].r.total_params, DEFAULT_PRETRAIN_STEPS, cm->base,
+    fprintf(f, "`./compare%s` — tiny GPT-2 `%s` (%zu parameters) pretrained %d steps (`%s/base/model.bin`, copied to `base.bin`), "
+               "rank %d, alpha %d, B=%d T=%d, %d optimizer steps per run, exact match (greedy) on %d test examples per task.  \n",
+            cm->quick ? " --quick" : "", DEFAULT_MODEL, cm->runs[0][V_FULL].r.total_params, DEFAULT_PRETRAIN_STEPS, DEFAULT_OUT_DIR,
             DEFAULT_RANK, 2 * DEFAULT_RANK, DEFAULT_B, DEFAULT_T, cm->steps, nex);
     fprintf(f, "Machine: %s; load average %s at the start, %s at the end. Total wall time %s", machine, load_start, load_end, total);
     if (cm->t_pretrain > 0) fprintf(f, " (of which %.0f s pretraining the base)", cm->t_pretrain);
@@ -750,6 +766,7 @@ static int compare_main(int argc, char **argv) {
     cmp_say(&cm, "== ./compare%s: %d tasks, %d variants, %d steps per run -> %s/ (run output in %s)\n   %s, load average %s\n",
             cm.quick ? " --quick" : "", cm.ntasks, NUM_VARIANTS, cm.steps, cm.out, logpath, machine, load_start);
     ensure_base(&cm);
+    snapshot_base(&cm);
     cm.t_start = now_s() - cm.t_pretrain;
     part_finetune(&cm);
     part_merge(&cm);

@@ -50,7 +50,7 @@ START_TEST(test_compare_quick) {
     char *argv[] = {"compare", "--quick", "-o", dir};
     ck_assert_int_eq(compare_main(4, argv), 0);
     const char *files[] = {"report.md", "results.csv", "merge.csv", "continual.csv", "scores.svg", "merge_lora.svg",
-                           "merge_lori_s.svg", "merge_mean.svg", "forgetting.svg", "log.txt"};
+                           "merge_lori_s.svg", "merge_mean.svg", "forgetting.svg", "log.txt", "base.bin"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) ck_assert_msg(nonempty(dir, files[i]), "%s/%s missing or empty", dir, files[i]);
     for (int t = 0; t < 2; t++) {
         char name[256];
