@@ -140,6 +140,7 @@ template <typename T> struct ModelT : GPUModel {
     // product and s u itself is read back by the backward (dB = dout^T (s u)). ld1: row stride of ln1
     // and ln2, ldg: of fchg.
     bool kcat = false;
+    bool fuse_gelu = true; // fc_proj's dinp += du A inside the GELU backward (GPU_NO_FUSED_GELU=1: off)
     int rp = 0;
     long ld1 = 0, ldg = 0;
     std::vector<T *> slot_wb;  // per slot: its [W | B], or NULL
@@ -279,6 +280,7 @@ template <typename T> struct ModelT : GPUModel {
             slot_rng.assign(nslots, 0);
             slot_dropped.assign(nslots, 0);
             kcat = dropout == 0.0f && getenv("GPU_NO_KCAT") == nullptr;
+            fuse_gelu = getenv("GPU_NO_FUSED_GELU") == nullptr;
             rp = (rank + 7) / 8 * 8;
         }
         ld1 = kcat ? C + rp : C;
@@ -575,7 +577,7 @@ template <typename T> struct ModelT : GPUModel {
             }
             gemm<T, float>(&gc, 'T', 'N', r, in, N, 1.0f, du, r, x, slot_dropped[s] ? in : ldin, 1.0f, dA, in);
         }
-        if (dinp && defer && !slot_dropped[s]) return true;
+        if (dinp && defer && !slot_dropped[s] && fuse_gelu && (uintptr_t)(ab32 + a_off[s]) % 16 == 0) return true;
         if (dinp) {
             if (slot_dropped[s]) {
                 gemm<T, T>(&gc, 'N', 'N', N, in, r, 1.0f, du, r, slot_A(s), in, 0.0f, tmp, in);
@@ -625,7 +627,7 @@ template <typename T> struct ModelT : GPUModel {
                               pX(P_LN2B) + l * C, N, C, st, ld1);
             linear_forward(l, 2, l_fch, l_ln2, ld1, pX(P_FCW) + (size_t)l * 4 * C * C, pX(P_FCB) + l * 4 * C, C, 4 * C);
             mark(PC_GELU);
-            gelu_forward(l_fchg, l_fch, (long)N * 4 * C, st, 4 * C, ldg);
+            gelu_forward(l_fchg, l_fch, (long)N, 4 * C, ldg, st);
             linear_forward(l, 3, proj, l_fchg, ldg, pX(P_FCPROJW) + (size_t)l * 4 * C * C, pX(P_FCPROJB) + l * C, 4 * C, C);
             mark(PC_LN);
             if (l + 1 < L)
@@ -678,7 +680,7 @@ template <typename T> struct ModelT : GPUModel {
             if (lo <= p0 + 2) {
                 mark(PC_GELU);
                 if (fused) // dbig = gelu'(fch) (dbig + du A): fc_proj's adapter term folded into the GELU backward
-                    gelu_backward_lowrank(dbig, fch + l * 4 * NC, dbig, du, slot_A(slot_of[l * 4 + 3]), rank, N, 4 * C, st);
+                    gelu_backward_lowrank(dbig, fch + l * 4 * NC, dbig, du, ab32 + a_off[slot_of[l * 4 + 3]], rank, N, 4 * C, st);
                 else
                     gelu_backward(dbig, fch + l * 4 * NC, dbig, (long)N * 4 * C, st);
                 linear_backward(l, 2, lo < p0 + 2 ? dsmall : nullptr, gl(P_FCW, (size_t)4 * C * C), gl(P_FCB, 4 * C), dbig,

@@ -7,6 +7,7 @@ Unlike layers.h, most backward kernels here OVERWRITE their input gradient (the 
 scratch, reused layer after layer); where they accumulate, the comment says so.
 */
 #pragma once
+#include <algorithm>
 #include "common.cuh"
 
 // ----------------------------------------------------------------------------
@@ -190,19 +191,38 @@ void layernorm_backward(T *dinp, float *dweight, float *dbias, const T *dout, co
 }
 
 // ----------------------------------------------------------------------------
-// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); all (n,), n % 8 == 0
+// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). In bf16 the tanh is the
+// hardware's tanh.approx.f32 (relative error about 2^-11, under bf16's 2^-9 rounding); fp32 keeps tanhf.
 #define GELU_SCALE_F 0.7978845608028654f
-// forward: out (row stride ldo) = gelu(inp), inp (n/O, O) contiguous; O % 8 == 0
-template <typename T> __global__ void gelu_forward_kernel(T *out, const T *inp, long n, int O, long ldo) {
-    constexpr int V = Vec<T>::n;
-    long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * V;
-    if (i >= n) return;
-    Vec<T> x = load_vec(inp + i), y;
-    for (int k = 0; k < V; k++) {
-        float v = to_f(x.v[k]);
-        y.v[k] = from_f<T>(0.5f * v * (1.0f + tanhf(GELU_SCALE_F * (v + 0.044715f * v * v * v))));
+template <typename T> __device__ inline float gelu_tanh(float x) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+    if (sizeof(T) == 2) {
+        float y;
+        asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+        return y;
     }
-    store_vec(out + (i / O) * ldo + i % O, y);
+#endif
+    return tanhf(x);
+}
+template <typename T> __device__ inline float gelu_f(float v) {
+    return 0.5f * v * (1.0f + gelu_tanh<T>(GELU_SCALE_F * (v + 0.044715f * v * v * v)));
+}
+template <typename T> __device__ inline float gelu_grad_f(float v) { // d gelu(v) / dv
+    float th = gelu_tanh<T>(GELU_SCALE_F * (v + 0.044715f * v * v * v));
+    return 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_SCALE_F * (1.0f + 3.0f * 0.044715f * v * v);
+}
+// forward: out (rows, O; row stride ldo) = gelu(inp (rows, O) contiguous); O % 8 == 0. Grid: x over the
+// 16-byte chunks of a row, y over rows (no division by O).
+template <typename T> __global__ void gelu_forward_kernel(T *out, const T *inp, long rows, int O, long ldo) {
+    constexpr int V = Vec<T>::n;
+    int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (c >= O) return;
+    for (long row = blockIdx.y; row < rows; row += gridDim.y) {
+        Vec<T> x = load_vec(inp + row * O + c), y;
+#pragma unroll
+        for (int k = 0; k < V; k++) y.v[k] = from_f<T>(gelu_f<T>(to_f(x.v[k])));
+        store_vec(out + row * ldo + c, y);
+    }
 }
 // dinp = gelu'(inp) * dout (dinp may be dout: in place)
 template <typename T> __global__ void gelu_backward_kernel(T *dinp, const T *inp, const T *dout, long n) {
@@ -210,16 +230,14 @@ template <typename T> __global__ void gelu_backward_kernel(T *dinp, const T *inp
     long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * V;
     if (i >= n) return;
     Vec<T> x = load_vec(inp + i), d = load_vec(dout + i), y;
-    for (int k = 0; k < V; k++) {
-        float v = to_f(x.v[k]);
-        float th = tanhf(GELU_SCALE_F * (v + 0.044715f * v * v * v));
-        float local = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_SCALE_F * (1.0f + 3.0f * 0.044715f * v * v);
-        y.v[k] = from_f<T>(local * to_f(d.v[k]));
-    }
+#pragma unroll
+    for (int k = 0; k < V; k++) y.v[k] = from_f<T>(gelu_grad_f<T>(to_f(x.v[k])) * to_f(d.v[k]));
     store_vec(dinp + i, y);
 }
-template <typename T> void gelu_forward(T *out, const T *inp, long n, cudaStream_t st, int O = 8, long ldo = 8) {
-    gelu_forward_kernel<<<ceil_div(n / Vec<T>::n, 256), 256, 0, st>>>(out, inp, n, O, ldo);
+// out (rows, O; row stride ldo) = gelu(inp (rows, O))
+template <typename T> void gelu_forward(T *out, const T *inp, long rows, int O, long ldo, cudaStream_t st) {
+    dim3 grid(ceil_div(O / Vec<T>::n, 128), (unsigned)std::min(rows, 65535L));
+    gelu_forward_kernel<<<grid, 128, 0, st>>>(out, inp, rows, O, ldo);
     CUDA_LAUNCH_CHECK();
 }
 template <typename T> void gelu_backward(T *dinp, const T *inp, const T *dout, long n, cudaStream_t st) {
@@ -228,54 +246,63 @@ template <typename T> void gelu_backward(T *dinp, const T *inp, const T *dout, l
 }
 
 // The GELU backward fused with the adapter's input-gradient term of the product after it:
-// dinp (N,O) = gelu'(inp) * (dout + du A), du (N,r), A (r,O) row-major (dinp may be dout: in place).
-// One thread: two rows of one 16-byte chunk of columns, so each chunk of A read serves two rows.
+// dinp (N,O) = gelu'(inp) * (dout + du A), du (N,r) in T, A (r,O) row-major in fp32 (the master copy:
+// no conversions in the inner loop); dinp may be dout (in place). One thread: GBR rows of one 16-byte
+// chunk of columns, so each row of A read serves GBR rows; grid x over chunks, y over row groups.
+#define GBR 4
 template <typename T>
-__global__ void gelu_backward_lowrank_kernel(T *dinp, const T *inp, const T *dout, const T *du, const T *A, int r, int N,
+__global__ void gelu_backward_lowrank_kernel(T *dinp, const T *inp, const T *dout, const T *du, const float *A, int r, int N,
                                              int O) {
     constexpr int V = Vec<T>::n;
-    int chunks = O / V;
-    long item = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (item >= (long)((N + 1) / 2) * chunks) return;
-    int c = (int)(item % chunks) * V, n0 = (int)(item / chunks) * 2, n1 = n0 + 1;
-    bool two = n1 < N;
-    float acc0[V], acc1[V];
-    Vec<T> d0 = load_vec(dout + (long)n0 * O + c), d1;
-    if (two) d1 = load_vec(dout + (long)n1 * O + c);
+    int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (c >= O) return;
+    long groups = (N + GBR - 1) / GBR;
+    for (long g = blockIdx.y; g < groups; g += gridDim.y) {
+        long n0 = g * GBR;
+        float acc[GBR][V];
+        const T *ur[GBR];
+        Vec<T> xs[GBR]; // the GELU inputs, loaded before the loop so their latency hides behind it
 #pragma unroll
-    for (int j = 0; j < V; j++) { acc0[j] = to_f(d0.v[j]); acc1[j] = two ? to_f(d1.v[j]) : 0.0f; }
-    const T *u0 = du + (long)n0 * r, *u1 = du + (long)(two ? n1 : n0) * r;
-    for (int k = 0; k < r; k++) {
-        Vec<T> a = load_vec(A + (long)k * O + c);
-        float w0 = to_f(u0[k]), w1 = to_f(u1[k]);
+        for (int h = 0; h < GBR; h++) {
+            long n = n0 + h < N ? n0 + h : N - 1; // rows past the end: computed, not stored
+            ur[h] = du + n * r;
+            xs[h] = load_vec(inp + n * O + c);
+            Vec<T> d = load_vec(dout + n * O + c);
 #pragma unroll
-        for (int j = 0; j < V; j++) {
-            float aj = to_f(a.v[j]);
-            acc0[j] += w0 * aj;
-            acc1[j] += w1 * aj;
+            for (int j = 0; j < V; j++) acc[h][j] = to_f(d.v[j]);
         }
-    }
+        for (int k = 0; k < r; k++) {
+            float a[V];
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-        if (h == 1 && !two) break;
-        long off = (long)(h ? n1 : n0) * O + c;
-        Vec<T> x = load_vec(inp + off), y;
+            for (int q = 0; q < V / 4; q++) {
+                float4 f = *reinterpret_cast<const float4 *>(A + (long)k * O + c + 4 * q);
+                a[4 * q] = f.x; a[4 * q + 1] = f.y; a[4 * q + 2] = f.z; a[4 * q + 3] = f.w;
+            }
 #pragma unroll
-        for (int j = 0; j < V; j++) {
-            float v = to_f(x.v[j]);
-            float th = tanhf(GELU_SCALE_F * (v + 0.044715f * v * v * v));
-            float local = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_SCALE_F * (1.0f + 3.0f * 0.044715f * v * v);
-            // the sum rounded to T first, as the unfused path stores dout + du A before the GELU backward
-            float g = to_f(from_f<T>(h ? acc1[j] : acc0[j]));
-            y.v[j] = from_f<T>(local * g);
+            for (int h = 0; h < GBR; h++) {
+                float w = to_f(ur[h][k]);
+#pragma unroll
+                for (int j = 0; j < V; j++) acc[h][j] += w * a[j];
+            }
         }
-        store_vec(dinp + off, y);
+#pragma unroll
+        for (int h = 0; h < GBR; h++) {
+            if (n0 + h >= N) break;
+            long off = (n0 + h) * O + c;
+            Vec<T> y;
+#pragma unroll
+            for (int j = 0; j < V; j++) // the sum rounded to T first, as the unfused path stores dout + du A
+                y.v[j] = from_f<T>(gelu_grad_f<T>(to_f(xs[h].v[j])) * to_f(from_f<T>(acc[h][j])));
+            store_vec(dinp + off, y);
+        }
     }
 }
+// A must be 16-byte aligned (O % 4 == 0)
 template <typename T>
-void gelu_backward_lowrank(T *dinp, const T *inp, const T *dout, const T *du, const T *A, int r, int N, int O, cudaStream_t st) {
-    long items = (long)((N + 1) / 2) * (O / Vec<T>::n);
-    gelu_backward_lowrank_kernel<<<ceil_div(items, 256), 256, 0, st>>>(dinp, inp, dout, du, A, r, N, O);
+void gelu_backward_lowrank(T *dinp, const T *inp, const T *dout, const T *du, const float *A, int r, int N, int O, cudaStream_t st) {
+    long groups = (N + GBR - 1) / GBR;
+    dim3 grid(ceil_div(O / Vec<T>::n, 128), (unsigned)std::min(groups, 65535L));
+    gelu_backward_lowrank_kernel<<<grid, 128, 0, st>>>(dinp, inp, dout, du, A, r, N, O);
     CUDA_LAUNCH_CHECK();
 }
 
