@@ -57,6 +57,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fp = fopen(p, "wb"); if (!fp) return 0; fwrite(data + cl, 1, size - cl, fp); fclose(fp);
         Adapter ad;
         if (peft_import(&ad, dir, 2, 2, err, sizeof(err)) == 0) adapter_free(&ad);
+        remove(p);                          // no directory per process left in /tmp
+        snprintf(p, sizeof(p), "%s/adapter_config.json", dir);
+        remove(p);
+        rmdir(dir);
     } else {                                // adapter file / mask file (through a file)
         char path[64];
         snprintf(path, sizeof(path), "/tmp/fuzz_adapter_%d.bin", (int)getpid());
