@@ -25,7 +25,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 TRAINERS := train_gpt2 train_lora train_lori train_plora
-TESTS    := test_gpt2 test_train test_kernels test_tasks test_adapter_io test_merge test_compare
+TESTS    := test_gpt2 test_train test_readers test_kernels test_tasks test_adapter_io test_merge test_compare
 TOOLS    := make_tasks merge_adapters compare
 
 .PHONY: all test deps clean
@@ -63,8 +63,17 @@ test_compare: compare.c
 test: deps
 	@$(MAKE) --no-print-directory $(TESTS) $(TOOLS)
 	@sh dev/run_tests.sh $(TESTS)
+	@echo "== sanitizers: test_gpt2, test_train, test_readers with ASan + UBSan (build/asan/)"
+	@$(MAKE) --no-print-directory test-sanitize
+	@echo "== fuzzing: every file reader, $(TEST_FUZZ_SECONDS) s each (make fuzz for longer)"
+	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS); \
+	  else echo "note: clang not found: fuzzing skipped (apt-get install clang libclang-rt-dev)"; fi
 	@echo "== CUDA targets: compile only (they run on a GPU machine: ./test_gpt2cu)"
 	@$(MAKE) --no-print-directory cuda
+
+# fuzzing and the sanitizer build of the tests (dev/fuzz/fuzz.mk)
+TEST_FUZZ_SECONDS ?= 10
+-include dev/fuzz/fuzz.mk
 
 # the GPU trainers (train_gpt2cu, train_loracu, train_loricu, train_ploracu, test_gpt2cu)
 -include cuda/cuda.mk
