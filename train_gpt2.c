@@ -400,7 +400,7 @@ static int parse_descriptor(const char *s, GPT2Config *c) {
             default: return -1;
         }
     }
-    if (!have_p) c->padded_vocab_size = (c->vocab_size + 63) / 64 * 64;
+    if (!have_p) c->padded_vocab_size = c->vocab_size > (1 << 24) ? c->vocab_size : (c->vocab_size + 63) / 64 * 64;
     return validate_config(c) ? -1 : 0;
 }
 
@@ -1050,6 +1050,7 @@ static int validate_args(const TrainConfig *c) {
 #define BAD(...) do { fprintf(stderr, "error: " __VA_ARGS__); fputc('\n', stderr); return -1; } while (0)
     if (c->B <= 0) BAD("-b (micro-batch) must be > 0, got %d", c->B);
     if (c->T <= 0) BAD("-t (sequence length) must be > 0, got %d", c->T);
+    if ((long long)c->B * c->T > 2147483647LL) BAD("-b %d x -t %d = %lld tokens per micro-batch: too many (at most 2147483647)", c->B, c->T, (long long)c->B * c->T);
     if (c->total_batch != -1 && (c->total_batch <= 0 || c->total_batch % (c->B * c->T) != 0))
         BAD("-d (total batch) must be -1 or a positive multiple of B*T = %d, got %d", c->B * c->T, c->total_batch);
     if (c->max_steps < -1) BAD("-x (max steps) must be >= -1, got %d", c->max_steps);
@@ -1140,13 +1141,25 @@ static int load_state(const char *path, GPT2 *m, AdamW *opt, TrainPos *pos, char
     }
     size_t nad = get_u64(h, 28), ntot = get_u64(h, 22);
     if (nad != (ad ? ad->nA + ad->nB : 0)) { snprintf(err, errlen, "%s: adapter shape differs from the command line's (--rank/--targets)", path); free(buf); return -1; }
+    if (h[3] < 0 || h[4] < 0 || h[4] > 1 || h[5] < 0 || h[8] < 0 || (h[6] != 0 && h[6] != 1) || (h[7] != 0 && h[7] != 1) ||
+        (int64_t)get_u64(h, 16) < 0 || (int64_t)get_u64(h, 18) < 0 || (int64_t)get_u64(h, 20) < 0 || ntot > size / 8) {
+        snprintf(err, errlen, "%s: corrupt header (step, phase, stage, flags, data position or optimizer size out of range)", path);
+        free(buf); return -1;
+    }
     size_t expect = sizeof(h) + (h[6] ? m->num_parameters * 4 : 0) + nad * 4 + (h[7] ? (ad ? ad->nB : 0) : 0) + ntot * 8;
     if (size != expect) { snprintf(err, errlen, "%s: %zu bytes, expected %zu (truncated, or a different model)", path, size, expect); free(buf); return -1; }
     const uint8_t *p = buf + sizeof(h);
+    if (h[7] && ad) {
+        const uint8_t *mk = p + (h[6] ? m->num_parameters * 4 : 0) + nad * 4;
+        for (size_t i = 0; i < ad->nB; i++)
+            if (mk[i] > 1) { snprintf(err, errlen, "%s: mask entry %zu is %u, not 0 or 1", path, i, mk[i]); free(buf); return -1; }
+    }
     if (h[6]) { memcpy(m->params_memory, p, m->num_parameters * 4); p += m->num_parameters * 4; }
     if (ad) {
         memcpy(ad->params, p, nad * 4); p += nad * 4;
-        if (h[7]) { adapter_set_mask(ad, p, 0); p += ad->nB; }
+        // the mask only on the first call: adapter_set_mask frees ad->kept, which adamw_setup has
+        // since registered as the optimizer's index list for B
+        if (h[7]) { if (!opt) adapter_set_mask(ad, p, 0); p += ad->nB; }
         ad->stage = h[5];
         ad->drop_rng = get_u64(h, 24);
     }
@@ -1154,7 +1167,7 @@ static int load_state(const char *path, GPT2 *m, AdamW *opt, TrainPos *pos, char
     pos->epoch = (int64_t)get_u64(h, 16); pos->shard = (int64_t)get_u64(h, 18); pos->row = (int64_t)get_u64(h, 20);
     pos->sample_rng = get_u64(h, 26);
     if (opt) {
-        if (opt->total != ntot) { snprintf(err, errlen, "%s: optimizer has %zu entries, expected %zu", path, ntot, opt->total); free(buf); return -1; }
+        if (opt->total != ntot) { snprintf(err, errlen, "%s: the file has %zu optimizer entries, this run has %zu", path, ntot, opt->total); free(buf); return -1; }
         memcpy(opt->m, p, ntot * 4); p += ntot * 4;
         memcpy(opt->v, p, ntot * 4);
         opt->t = h[8];

@@ -30,6 +30,7 @@ reports failures with the file name; nothing here exits the process.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define SHARD_MAGIC 20240520
 #define SHARD_VERSION 1
@@ -56,6 +57,10 @@ static inline float rng_uniform(uint64_t *state) { // [0,1)
 static void *read_whole_file(const char *path, size_t *size, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) { snprintf(err, errlen, "%s: cannot open for reading", path); return NULL; }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f); snprintf(err, errlen, "%s: not a regular file", path); return NULL;
+    }
     if (fseek(f, 0, SEEK_END) != 0) { fclose(f); snprintf(err, errlen, "%s: cannot seek", path); return NULL; }
     long n = ftell(f);
     if (n < 0) { fclose(f); snprintf(err, errlen, "%s: cannot tell size", path); return NULL; }
@@ -203,7 +208,7 @@ static void dl_permute(int64_t *a, int64_t n, uint64_t *rng) { // Fisher-Yates
 static void dl_epoch_order(DataLoader *dl) {
     for (int i = 0; i < dl->nfiles; i++) dl->shard_order[i] = i;
     if (!dl->shuffle) return;
-    uint64_t rng = dl->seed ^ (0xA5A5A5A5ull * (uint64_t)(dl->epoch + 1));
+    uint64_t rng = dl->seed ^ (0xA5A5A5A5ull * ((uint64_t)dl->epoch + 1));
     for (int i = dl->nfiles - 1; i > 0; i--) {
         int j = (int)(splitmix64(&rng) % (uint64_t)(i + 1));
         int t = dl->shard_order[i]; dl->shard_order[i] = dl->shard_order[j]; dl->shard_order[j] = t;
@@ -231,7 +236,7 @@ static int dl_load_current(DataLoader *dl) {
     if (!dl->row_order) { snprintf(dl->err, sizeof(dl->err), "out of memory"); return -1; }
     for (int64_t i = 0; i < dl->nrows; i++) dl->row_order[i] = i * dl->T;
     if (dl->shuffle) {
-        uint64_t rng = dl->seed ^ (0x5DEECE66Dull * (uint64_t)(dl->epoch + 1)) ^ ((uint64_t)file << 32);
+        uint64_t rng = dl->seed ^ (0x5DEECE66Dull * ((uint64_t)dl->epoch + 1)) ^ ((uint64_t)file << 32);
         dl_permute(dl->row_order, dl->nrows, &rng);
     }
     return 0;
@@ -270,7 +275,7 @@ static int dataloader_init(DataLoader *dl, const char *pattern, int B, int T, in
 
 // Moves to an exact position (from a checkpoint). Returns 0 or -1.
 static int dataloader_seek(DataLoader *dl, int64_t epoch, int64_t shard_idx, int64_t row_idx) {
-    if (shard_idx < 0 || shard_idx >= dl->nfiles || row_idx < 0) {
+    if (epoch < 0 || epoch > ((int64_t)1 << 62) || shard_idx < 0 || shard_idx >= dl->nfiles || row_idx < 0) {
         snprintf(dl->err, sizeof(dl->err), "data position out of range (shard %lld of %d)", (long long)shard_idx, dl->nfiles);
         return -1;
     }
@@ -344,6 +349,7 @@ static int tokenizer_init(Tokenizer *t, const char *path, char *err, size_t errl
     if (h[0] != TOKENIZER_MAGIC) { snprintf(err, errlen, "%s: bad tokenizer magic %d (expected %d)", path, h[0], TOKENIZER_MAGIC); free(buf); return -1; }
     if (h[1] != 1 && h[1] != 2) { snprintf(err, errlen, "%s: unsupported tokenizer version %d", path, h[1]); free(buf); return -1; }
     if (h[2] <= 0 || h[2] > 1 << 24) { snprintf(err, errlen, "%s: bad tokenizer vocab size %d", path, h[2]); free(buf); return -1; }
+    if ((size_t)h[2] > (size - sizeof(h)) / 2) { snprintf(err, errlen, "%s: truncated: %zu bytes cannot hold %d tokens", path, size, h[2]); free(buf); return -1; }
     t->vocab_size = h[2];
     t->eot = h[1] == 2 ? h[3] : 50256;
     if (t->eot < 0 || t->eot >= t->vocab_size) { snprintf(err, errlen, "%s: end-of-text id %d outside the vocab", path, t->eot); free(buf); return -1; }

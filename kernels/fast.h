@@ -19,22 +19,23 @@ awkward shapes (T = 1, B = 1, sizes that are not multiples of the vector width).
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__) && !defined(NO_TARGET_CLONES)
-#define FAST_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#define FAST_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define FAST_CLONES
 #endif
 
 // exp(x) for float x: 2^k * p(r), x = k ln2 + r, |r| <= ln2/2, p a degree-6 Taylor polynomial
 // (truncation 1.3e-8 relative); inputs are clamped to [-87, 88] (exp(-87) ~ 1.6e-38).
-static inline float fast_expf(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+static inline float fast_expf(float x_in) {
+    float x = x_in < -87.0f ? -87.0f : (x_in > 88.0f ? 88.0f : x_in);
+    x = x == x ? x : 0.0f; // NaN: computed on 0 (no NaN -> int conversion), returned as NaN below
     float kf = nearbyintf(x * 1.44269504088896341f);
     float r = x - kf * 0.693145751953125f;   // ln2 split in two for an exact product
     r = r - kf * 1.428606765330187e-06f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
     int32_t k = (int32_t)kf;
     union { int32_t i; float f; } s = {(k + 127) << 23};
-    return p * s.f;
+    return x_in == x_in ? p * s.f : x_in;
 }
 
 // tanh(u) = 1 - 2 / (exp(2u) + 1): absolute error ~1e-7 everywhere, saturates cleanly
