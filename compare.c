@@ -55,6 +55,7 @@ Outputs under -o DIR (default out/compare):
 #define CMP_MERGE_SEED 1234      // dare's drop pattern
 #define CMP_ADAPTER_SEED 1000    // task t draws A from seed CMP_ADAPTER_SEED + t
 #define CMP_LOSS_SMOOTH 10       // loss curves: mean of the last N steps
+#define CMP_LEARNED_PCT 50       // the report flags single-task adapters below this exact match (%) as "not learned"
 
 // --quick (CI): two tasks (safety is needed for the continual part), a few steps, a few examples
 #define CMP_QUICK_STEPS 24
@@ -565,8 +566,8 @@ static void write_charts(Compare *cm) {
         char labels[4][64];
         const char *fnames[4];
         for (int k = 0; k < 2; k++) {
-            snprintf(labels[2 * k], 64, "%s: safety, stage 1", variants[kinds[k]].label);
-            snprintf(labels[2 * k + 1], 64, "%s: safety after stage 2", variants[kinds[k]].label);
+            snprintf(labels[2 * k], 64, "%s: stage 1", variants[kinds[k]].label);
+            snprintf(labels[2 * k + 1], 64, "%s: after stage 2", variants[kinds[k]].label);
             fnames[2 * k] = labels[2 * k]; fnames[2 * k + 1] = labels[2 * k + 1];
         }
         for (int t = 0; t < cm->ntasks; t++) {
@@ -682,6 +683,17 @@ static void write_report(Compare *cm, const char *load_start) {
             fprintf(f, " **%.1f%%** |\n", mean);
         }
     }
+    // a merge of adapters that did not learn their task measures noise: say so
+    char unlearned[256] = "";
+    for (int t = 0; t < cm->ntasks; t++) {
+        int weak = 0;
+        for (int k = 0; k < 2; k++) weak |= !(pct(run_em(&cm->runs[t][kinds[k]])) >= CMP_LEARNED_PCT);
+        if (weak) { size_t l = strlen(unlearned); snprintf(unlearned + l, sizeof(unlearned) - l, "%s%s", l ? ", " : "", cm->tasks[t]); }
+    }
+    if (unlearned[0])
+        fprintf(f, "\nNote: the single-task LoRA or LoRI-S adapter of %s scores below %d%%: that task is not learned in this budget, "
+                   "so its update enters every merge as noise, and the merged scores measure that as much as interference.\n",
+                unlearned, CMP_LEARNED_PCT);
     fprintf(f, "\n![merged adapters, mean over tasks](merge_mean.svg)\n![LoRA merged](merge_lora.svg)\n![LoRI-S merged](merge_lori_s.svg)\n");
 
     int s = -1;
