@@ -1831,12 +1831,20 @@ static int run_default(const char *prog) {
     // 5. the table
     double em0 = before.em_n ? 100.0 * before.em_correct / before.em_n : 0, em1 = after.em_n ? 100.0 * after.em_correct / after.em_n : 0;
     printf("\n== summary: %s on task '%s' (%d test examples)\n", adapter_name, DEFAULT_TASK, after.em_n);
-    printf("| %-32s | %-28s |\n", "", "");
+    printf("| %-32s | %-28s |\n", "", "result");
     printf("|----------------------------------|------------------------------|\n");
     printf("| %-32s | %-28zu |\n", "trainable parameters", after.trainable);
-    printf("| %-32s | %-27.3f%% |\n", "  of the full model", 100.0 * after.trainable / after.total_params);
-    if (after.lora_equiv) printf("| %-32s | %-27.2f%% |\n", "  of an equal-rank LoRA", 100.0 * after.trainable / after.lora_equiv);
-    if (after.adapter_bytes) printf("| %-32s | %-10ld (LoRA: %-9ld) |\n", "adapter file bytes", after.adapter_bytes, after.lora_file_bytes);
+    char cell[64];
+    snprintf(cell, sizeof(cell), "%.3f%%", 100.0 * after.trainable / after.total_params);
+    printf("| %-32s | %-28s |\n", "  of the full model", cell);
+    if (after.lora_equiv) {
+        snprintf(cell, sizeof(cell), "%.2f%%", 100.0 * after.trainable / after.lora_equiv);
+        printf("| %-32s | %-28s |\n", "  of an equal-rank LoRA", cell);
+    }
+    if (after.adapter_bytes) {
+        snprintf(cell, sizeof(cell), "%ld (LoRA: %ld)", after.adapter_bytes, after.lora_file_bytes);
+        printf("| %-32s | %-28s |\n", "adapter file bytes", cell);
+    }
     printf("| %-32s | %-7.4f -> %-17.4f |\n", "val loss (answer tokens)", before.final_val_loss, after.final_val_loss);
     printf("| %-32s | %6.1f%% -> %6.1f%%            |\n", "exact match (greedy)", em0, em1);
     printf("| %-32s | %-28.1f |\n", "fine-tuning time (s)", after.seconds);
