@@ -94,14 +94,7 @@ static void sync_to_host(GPUModel *gm, GPT2 *model, Adapter *ad, AdamW *opt, int
 static void gpu_plora_unload(GPUModel *gm, Adapter *ad, float m) {
     gpu_get_adapter(gm, ad->params);
     gpu_plora_fold(gm, 1.0f - m);
-    ad->stage++;
-    if (m > 0) {
-        float k = sqrtf(m);
-        for (size_t i = 0; i < ad->nA + ad->nB; i++) ad->params[i] *= k;
-    } else {
-        memset(ad->params + ad->nA, 0, sizeof(float) * ad->nB);
-        for (int s = 0; s < ad->nslots; s++) adapter_draw_A(ad, s, ad->cfg.seed + 1000003ull * (uint64_t)ad->stage);
-    }
+    plora_restart(ad, m);
     gpu_set_adapter(gm, ad->params);
 }
 

@@ -300,9 +300,16 @@ static uint8_t *adapter_make_mask(const Adapter *ad, MaskMode mode, float sparsi
 // m · s·B A in the adapter by scaling A and B each by sqrt(m): the function is preserved.
 // m = 0 is the plain unload: A redrawn (a fresh seed per stage), B = 0; the caller resets the
 // optimizer moments. W_of(slot) gives the base weight matrix of a slot.
+static void plora_restart(Adapter *ad, float m);
 static void plora_unload(Adapter *ad, float *(*W_of)(void *ctx, int layer, int target), void *ctx, float m) {
     for (int s = 0; s < ad->nslots; s++)
         adapter_fold(ad, s, W_of(ctx, ad->slot_layer[s], ad->slot_target[s]), 1.0f - m);
+    plora_restart(ad, m);
+}
+
+// The adapter's side of an unload, once (1 - m) s B A has been folded into the base (here or on a
+// GPU): keep m s B A by scaling A and B by sqrt(m), or with m = 0 redraw A and zero B.
+static void plora_restart(Adapter *ad, float m) {
     ad->stage++;
     if (m > 0) {
         float k = sqrtf(m);
