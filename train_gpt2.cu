@@ -141,6 +141,8 @@ template <typename T> struct ModelT : GPUModel {
     // and ln2, ldg: of fchg.
     bool kcat = false;
     bool fuse_gelu = true; // fc_proj's dinp += du A inside the GELU backward (GPU_NO_FUSED_GELU=1: off)
+    // bf16: the GELU forward in the fc product's cuBLASLt epilogue (GPU_NO_GELU_EPILOGUE=1: the kernel)
+    bool gelu_epilogue = is_bf16 && getenv("GPU_NO_GELU_EPILOGUE") == nullptr;
     int rp = 0;
     long ld1 = 0, ldg = 0;
     std::vector<T *> slot_wb;  // per slot: its [W | B], or NULL
@@ -507,21 +509,30 @@ template <typename T> struct ModelT : GPUModel {
         CUDA_LAUNCH_CHECK();
     }
 
-    // out (N,OC) = inp (N,Cin; row stride ldin) W^T (W (OC,Cin)) + bias, plus the adapter's low-rank term
-    void linear_forward(int l, int t, T *out, const T *inp, long ldin, const T *W, const T *bias, int Cin, int OC) {
+    // out (N,OC) = inp (N,Cin; row stride ldin) W^T (W (OC,Cin)) + bias, plus the adapter's low-rank term.
+    // gout != NULL asks for gout (row stride ldgo) = gelu(out) too, in the product's epilogue where the
+    // whole layer is one product (bf16; returns true), else the caller runs the GELU kernel.
+    bool linear_forward(int l, int t, T *out, const T *inp, long ldin, const T *W, const T *bias, int Cin, int OC,
+                        T *gout = nullptr, long ldgo = 0) {
         int s = has_ad ? slot_of[l * 4 + t] : -1;
+        bool epi = gout && gelu_epilogue;
+        T *D = epi ? gout : out, *aux = epi ? out : nullptr;
+        long ldD = epi ? ldgo : OC;
         if (s >= 0 && slot_wb[s]) { // concatenated along K: s u into inp's spare columns, then one product
             mark(PC_LORA);
             T *su = const_cast<T *>(inp) + Cin;
             gemm<T, T>(&gc, 'N', 'T', N, rank, Cin, scale, inp, ldin, slot_A(s), Cin, 0.0f, su, ldin);
             mark(PC_MATMUL);
-            gemm<T, T>(&gc, 'N', 'T', N, OC, Cin + rank, 1.0f, inp, ldin, slot_wb[s], Cin + rp, 0.0f, out, OC, bias);
+            gemm<T, T>(&gc, 'N', 'T', N, OC, Cin + rank, 1.0f, inp, ldin, slot_wb[s], Cin + rp, 0.0f, D, ldD, bias, aux, OC);
             slot_dropped[s] = 0;
-            return;
+            return epi;
         }
         mark(PC_MATMUL);
+        if (s < 0) {
+            gemm<T, T>(&gc, 'N', 'T', N, OC, Cin, 1.0f, inp, ldin, W, Cin, 0.0f, D, ldD, bias, aux, OC);
+            return epi;
+        }
         gemm<T, T>(&gc, 'N', 'T', N, OC, Cin, 1.0f, inp, ldin, W, Cin, 0.0f, out, OC, bias);
-        if (s < 0) return;
         mark(PC_LORA);
         int in = slot_in[s], o = slot_out[s], r = rank;
         T *us = u + (size_t)s * N * r;
@@ -538,6 +549,7 @@ template <typename T> struct ModelT : GPUModel {
         }
         gemm<T, T>(&gc, 'N', 'T', N, r, in, 1.0f, x, slot_dropped[s] ? in : ldin, slot_A(s), in, 0.0f, us, r); // u = drop(x) A^T
         gemm<T, T>(&gc, 'N', 'T', N, o, r, scale, us, r, slot_B(s), r, 1.0f, out, o);           // out += s u B^T
+        return false;
     }
 
     // dinp (N,Cin) = dout W (NULL: not needed); dW (OC,Cin) += dout^T inp; dbias += colsum(dout)
@@ -625,9 +637,11 @@ template <typename T> struct ModelT : GPUModel {
             mark(PC_LN);
             layernorm_forward(l_ln2, ln2_mean + l * N, ln2_rstd + l * N, l_res2, residual, proj, pX(P_LN2W) + l * C,
                               pX(P_LN2B) + l * C, N, C, st, ld1);
-            linear_forward(l, 2, l_fch, l_ln2, ld1, pX(P_FCW) + (size_t)l * 4 * C * C, pX(P_FCB) + l * 4 * C, C, 4 * C);
-            mark(PC_GELU);
-            gelu_forward(l_fchg, l_fch, (long)N, 4 * C, ldg, st);
+            if (!linear_forward(l, 2, l_fch, l_ln2, ld1, pX(P_FCW) + (size_t)l * 4 * C * C, pX(P_FCB) + l * 4 * C, C, 4 * C,
+                                l_fchg, ldg)) {
+                mark(PC_GELU);
+                gelu_forward(l_fchg, l_fch, (long)N, 4 * C, ldg, st);
+            }
             linear_forward(l, 3, proj, l_fchg, ldg, pX(P_FCPROJW) + (size_t)l * 4 * C * C, pX(P_FCPROJB) + l * C, 4 * C, C);
             mark(PC_LN);
             if (l + 1 < L)

@@ -234,40 +234,42 @@ __device__ inline void fa_load_afrag(uint32_t a[4][4], const bf16 *src, long ld,
         a[kk][3] = rb < nrows ? ldg32(src + rb * ld + c0 + 8) : 0u;
     }
 }
-// acc[nb] (16 x 8 block nb of a 16x64 product) += A (16x64, 4 k-steps) * B with B[k][n] = tile[n][k]
-// (the tile holds the product's n as rows: K in Q K^T)
-__device__ inline void fa_mma_rows(float acc[8][4], const uint32_t a[4][4], const bf16 (*tile)[FA_PAD], int lane) {
+// acc[nb] (16 x 8 block nb of a 16 x 8NB product) += A (16x64, 4 k-steps) * B with B[k][n] = tile[n0 + n][k]
+// (the tile holds the product's n as rows: K in Q K^T); NB even
+template <int NB>
+__device__ inline void fa_mma_rows(float (*acc)[4], const uint32_t a[4][4], const bf16 (*tile)[FA_PAD], int n0, int lane) {
     int row = ((lane >> 4) << 3) + (lane & 7), col = ((lane >> 3) & 1) * 8;
 #pragma unroll
-    for (int nb = 0; nb < 8; nb += 2)
+    for (int nb = 0; nb < NB; nb += 2)
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
             uint32_t b[4];
-            ldsm_x4(b, &tile[nb * 8 + row][kk * 16 + col]);
+            ldsm_x4(b, &tile[n0 + nb * 8 + row][kk * 16 + col]);
             mma_16816(acc[nb], a[kk], b[0], b[1]);
             mma_16816(acc[nb + 1], a[kk], b[2], b[3]);
         }
 }
-// acc[nb] += P (16x64 held as C fragments p[8][4]) * B with B[k][n] = tile[k][n] (the tile holds the
-// product's k as rows: V in P V), read transposed by ldmatrix
-__device__ inline void fa_mma_pc(float acc[8][4], const float p[8][4], const bf16 (*tile)[FA_PAD], int lane) {
+// acc[nb] (16x64) += P (16 x 16KS, held as C fragments p[2KS][4]) * B with B[k][n] = tile[k0 + k][n] (the
+// tile holds the product's k as rows: V in P V), read transposed by ldmatrix
+template <int KS>
+__device__ inline void fa_mma_pc(float acc[8][4], const float (*p)[4], const bf16 (*tile)[FA_PAD], int k0, int lane) {
     int row = ((lane >> 3) & 1) * 8 + (lane & 7), col = (lane >> 4) * 8;
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < KS; j++) {
         uint32_t a[4] = {pack_bf16(p[2 * j][0], p[2 * j][1]), pack_bf16(p[2 * j][2], p[2 * j][3]),
                          pack_bf16(p[2 * j + 1][0], p[2 * j + 1][1]), pack_bf16(p[2 * j + 1][2], p[2 * j + 1][3])};
 #pragma unroll
         for (int nb = 0; nb < 8; nb += 2) {
             uint32_t b[4];
-            ldsm_x4_t(b, &tile[j * 16 + row][nb * 8 + col]);
+            ldsm_x4_t(b, &tile[k0 + j * 16 + row][nb * 8 + col]);
             mma_16816(acc[nb], a, b[0], b[1]);
             mma_16816(acc[nb + 1], a, b[2], b[3]);
         }
     }
 }
-__device__ inline void fa_zero(float x[8][4]) {
+template <int NB> __device__ inline void fa_zero(float (*x)[4]) {
 #pragma unroll
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < NB; i++)
 #pragma unroll
         for (int k = 0; k < 4; k++) x[i][k] = 0.0f;
 }
@@ -281,12 +283,20 @@ __device__ inline void fa_store_rows(bf16 *dst, long ld, const float acc[8][4], 
         if (rb < nrows) *reinterpret_cast<uint32_t *>(dst + rb * ld + c) = pack_bf16(acc[nb][2] * multB, acc[nb][3] * multB);
     }
 }
+// 4 bytes global -> shared with cp.async (completes with the tiles at cp.async.wait_group)
+__device__ inline void cp_async4(void *dst, const void *src) {
+    uint32_t s = (uint32_t)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(src));
+}
 
 // Every kernel streams 64-row tiles through two shared-memory buffers: the copy of tile i+1 (cp.async)
-// runs while tile i is computed on.
+// runs while tile i is computed on. Each tile is worked on in chunks of KC (or QC) of its 64 rows
+// (fewer registers for the score fragments, so more warps per multiprocessor); MINB is the number of
+// blocks per multiprocessor the register allocation must allow (__launch_bounds__).
 
 // grid (ceil(T/64), B*NH), 128 threads; the longest query tiles start first
-__global__ void __launch_bounds__(128) attention_forward_fast_kernel(bf16 *out, float *lse, const bf16 *qkv, int T_, int NH) {
+template <int KC, int MINB>
+__global__ void __launch_bounds__(128, MINB) attention_forward_fast_kernel(bf16 *out, float *lse, const bf16 *qkv, int T_, int NH) {
     __shared__ __align__(16) bf16 Ks[2][64][FA_PAD], Vs[2][64][FA_PAD];
     const int C = NH * 64, C3 = 3 * C;
     int nqt = (T_ + 63) / 64, qt = nqt - 1 - blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
@@ -298,8 +308,8 @@ __global__ void __launch_bounds__(128) attention_forward_fast_kernel(bf16 *out, 
     cp_async_commit();
     uint32_t qa[4][4];
     fa_load_afrag(qa, base, C3, q0, T_, g, t);
-    float o[8][4], s[8][4];
-    fa_zero(o);
+    float o[8][4], s[KC / 8][4];
+    fa_zero<8>(o);
     float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;
     const float sl2 = LOG2E_F / 8.0f; // log2(e) / sqrt(64)
     for (int kt = 0; kt <= qt; kt++) {
@@ -312,44 +322,48 @@ __global__ void __launch_bounds__(128) attention_forward_fast_kernel(bf16 *out, 
         cp_async_commit();
         cp_async_wait<1>();
         __syncthreads();
-        fa_zero(s);
-        fa_mma_rows(s, qa, Ks[cur], lane);
-        float mxA = mA, mxB = mB;
         bool edge = kt == qt || k0 + 64 > T_; // only the diagonal and the last tile need the causal/length mask
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++)
+        for (int c0 = 0; c0 < 64; c0 += KC) {
+            fa_zero<KC / 8>(s);
+            fa_mma_rows<KC / 8>(s, qa, Ks[cur], c0, lane);
+            float mxA = mA, mxB = mB;
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                float a = s[nb][e] * sl2, bb = s[nb][2 + e] * sl2;
-                if (edge) {
-                    int key = k0 + nb * 8 + 2 * t + e;
-                    if (key > qA || key >= T_) a = -INFINITY;
-                    if (key > qB || key >= T_) bb = -INFINITY;
+            for (int nb = 0; nb < KC / 8; nb++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    float a = s[nb][e] * sl2, bb = s[nb][2 + e] * sl2;
+                    if (edge) {
+                        int key = k0 + c0 + nb * 8 + 2 * t + e;
+                        if (key > qA || key >= T_) a = -INFINITY;
+                        if (key > qB || key >= T_) bb = -INFINITY;
+                    }
+                    s[nb][e] = a;
+                    s[nb][2 + e] = bb;
+                    mxA = fmaxf(mxA, a);
+                    mxB = fmaxf(mxB, bb);
                 }
-                s[nb][e] = a;
-                s[nb][2 + e] = bb;
-                mxA = fmaxf(mxA, a);
-                mxB = fmaxf(mxB, bb);
-            }
-        mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
-        mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
-        mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
-        mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
-        float uA = mxA == -INFINITY ? 0.0f : mxA, uB = mxB == -INFINITY ? 0.0f : mxB;
-        float alA = exp2f(mA - uA), alB = exp2f(mB - uB), sumA = 0.0f, sumB = 0.0f;
+            mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
+            mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
+            mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
+            mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
+            float uA = mxA == -INFINITY ? 0.0f : mxA, uB = mxB == -INFINITY ? 0.0f : mxB;
+            float alA = exp2f(mA - uA), alB = exp2f(mB - uB), sumA = 0.0f, sumB = 0.0f;
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++) {
-            s[nb][0] = exp2f(s[nb][0] - uA); s[nb][1] = exp2f(s[nb][1] - uA);
-            s[nb][2] = exp2f(s[nb][2] - uB); s[nb][3] = exp2f(s[nb][3] - uB);
-            sumA += s[nb][0] + s[nb][1];
-            sumB += s[nb][2] + s[nb][3];
-            o[nb][0] *= alA; o[nb][1] *= alA; o[nb][2] *= alB; o[nb][3] *= alB;
+            for (int nb = 0; nb < KC / 8; nb++) {
+                s[nb][0] = exp2f(s[nb][0] - uA); s[nb][1] = exp2f(s[nb][1] - uA);
+                s[nb][2] = exp2f(s[nb][2] - uB); s[nb][3] = exp2f(s[nb][3] - uB);
+                sumA += s[nb][0] + s[nb][1];
+                sumB += s[nb][2] + s[nb][3];
+            }
+#pragma unroll
+            for (int nb = 0; nb < 8; nb++) { o[nb][0] *= alA; o[nb][1] *= alA; o[nb][2] *= alB; o[nb][3] *= alB; }
+            lA = lA * alA + sumA;
+            lB = lB * alB + sumB;
+            mA = mxA;
+            mB = mxB;
+            fa_mma_pc<KC / 16>(o, s, Vs[cur], c0, lane);
         }
-        lA = lA * alA + sumA;
-        lB = lB * alB + sumB;
-        mA = mxA;
-        mB = mxB;
-        fa_mma_pc(o, s, Vs[cur], lane);
         __syncthreads(); // the buffer is refilled next iteration
     }
     lA += __shfl_xor_sync(0xffffffffu, lA, 1);
@@ -363,9 +377,11 @@ __global__ void __launch_bounds__(128) attention_forward_fast_kernel(bf16 *out, 
     }
 }
 
-// dK, dV of 64 keys per block; grid (ceil(T/64), B*NH), 128 threads
-__global__ void __launch_bounds__(128) attention_backward_dkv_fast_kernel(bf16 *dqkv, const bf16 *qkv, const bf16 *dout,
-                                                                          const float *lse, const float *D, int T_, int NH) {
+// dK, dV of 64 keys per block; grid (ceil(T/64), B*NH), 128 threads. The log-sum-exp and D of each
+// query tile travel with it (cp.async); rows past T are clamped to the last one (masked anyway).
+template <int QC, int MINB>
+__global__ void __launch_bounds__(128, MINB) attention_backward_dkv_fast_kernel(bf16 *dqkv, const bf16 *qkv, const bf16 *dout,
+                                                                                const float *lse, const float *D, int T_, int NH) {
     __shared__ __align__(16) bf16 Qs[2][64][FA_PAD], dOs[2][64][FA_PAD];
     __shared__ float ls[2][64], Ds[2][64];
     const int C = NH * 64, C3 = 3 * C;
@@ -377,19 +393,18 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_fast_kernel(bf16 *
         int q0 = qt * 64, nvalid = min(64, T_ - q0);
         fa_load_tile_async(Qs[buf], base + (long)q0 * C3, C3, nvalid);
         fa_load_tile_async(dOs[buf], dbase + (long)q0 * C, C, nvalid);
-        for (int i = threadIdx.x; i < 64; i += blockDim.x) {
-            ls[buf][i] = i < nvalid ? lse[(long)bh * T_ + q0 + i] * LOG2E_F : INFINITY;
-            Ds[buf][i] = i < nvalid ? D[(long)bh * T_ + q0 + i] : 0.0f;
-        }
+        int i = threadIdx.x & 63, row = q0 + min(i, nvalid - 1);
+        if (threadIdx.x < 64) cp_async4(&ls[buf][i], lse + (long)bh * T_ + row);
+        else cp_async4(&Ds[buf][i], D + (long)bh * T_ + row);
     };
     stage(kt, 0);
     cp_async_commit();
     uint32_t ka[4][4], va[4][4];
     fa_load_afrag(ka, base + C, C3, k0w, T_, g, t);
     fa_load_afrag(va, base + 2 * C, C3, k0w, T_, g, t);
-    float dk[8][4], dv[8][4], st[8][4], dp[8][4];
-    fa_zero(dk);
-    fa_zero(dv);
+    float dk[8][4], dv[8][4], st[QC / 8][4], dp[QC / 8][4];
+    fa_zero<8>(dk);
+    fa_zero<8>(dv);
     const float sl2 = LOG2E_F / 8.0f, scale = 0.125f;
     for (int qt = kt; qt < nqt; qt++) {
         int q0 = qt * 64, cur = (qt - kt) & 1;
@@ -397,35 +412,38 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_fast_kernel(bf16 *
         cp_async_commit();
         cp_async_wait<1>();
         __syncthreads();
-        fa_zero(st);
-        fa_mma_rows(st, ka, Qs[cur], lane); // S^T (16 keys x 64 queries)
         bool edge = qt == kt || q0 + 64 > T_; // only the diagonal and the last tile need the mask
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++)
+        for (int c0 = 0; c0 < 64; c0 += QC) {
+            fa_zero<QC / 8>(st);
+            fa_mma_rows<QC / 8>(st, ka, Qs[cur], c0, lane); // S^T (16 keys x QC queries)
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                int col = nb * 8 + 2 * t + e, q = q0 + col;
-                float l2 = ls[cur][col];
-                float pa = exp2f(st[nb][e] * sl2 - l2), pb = exp2f(st[nb][2 + e] * sl2 - l2);
-                if (edge) {
-                    if (!(q >= kA && q < T_)) pa = 0.0f;
-                    if (!(q >= kB && q < T_)) pb = 0.0f;
+            for (int nb = 0; nb < QC / 8; nb++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    int col = c0 + nb * 8 + 2 * t + e, q = q0 + col;
+                    float l2 = ls[cur][col] * LOG2E_F;
+                    float pa = exp2f(st[nb][e] * sl2 - l2), pb = exp2f(st[nb][2 + e] * sl2 - l2);
+                    if (edge) {
+                        if (!(q >= kA && q < T_)) pa = 0.0f;
+                        if (!(q >= kB && q < T_)) pb = 0.0f;
+                    }
+                    st[nb][e] = pa;
+                    st[nb][2 + e] = pb;
                 }
-                st[nb][e] = pa;
-                st[nb][2 + e] = pb;
-            }
-        fa_mma_pc(dv, st, dOs[cur], lane); // dV += P^T dO
-        fa_zero(dp);
-        fa_mma_rows(dp, va, dOs[cur], lane); // dP^T = V dO^T
+            fa_mma_pc<QC / 16>(dv, st, dOs[cur], c0, lane); // dV += P^T dO
+            fa_zero<QC / 8>(dp);
+            fa_mma_rows<QC / 8>(dp, va, dOs[cur], c0, lane); // dP^T = V dO^T
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++)
+            for (int nb = 0; nb < QC / 8; nb++)
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                int col = nb * 8 + 2 * t + e;
-                st[nb][e] = st[nb][e] * (dp[nb][e] - Ds[cur][col]) * scale;
-                st[nb][2 + e] = st[nb][2 + e] * (dp[nb][2 + e] - Ds[cur][col]) * scale;
-            }
-        fa_mma_pc(dk, st, Qs[cur], lane); // dK += dS^T Q
+                for (int e = 0; e < 2; e++) {
+                    float Dq = Ds[cur][c0 + nb * 8 + 2 * t + e];
+                    st[nb][e] = st[nb][e] * (dp[nb][e] - Dq) * scale;
+                    st[nb][2 + e] = st[nb][2 + e] * (dp[nb][2 + e] - Dq) * scale;
+                }
+            fa_mma_pc<QC / 16>(dk, st, Qs[cur], c0, lane); // dK += dS^T Q
+        }
         __syncthreads();
     }
     bf16 *ob = dqkv + (long)b * T_ * C3 + h * 64;
@@ -434,8 +452,9 @@ __global__ void __launch_bounds__(128) attention_backward_dkv_fast_kernel(bf16 *
 }
 
 // dQ of 64 queries per block; grid (ceil(T/64), B*NH), 128 threads; the longest tiles first
-__global__ void __launch_bounds__(128) attention_backward_dq_fast_kernel(bf16 *dqkv, const bf16 *qkv, const bf16 *dout,
-                                                                         const float *lse, const float *D, int T_, int NH) {
+template <int KC, int MINB>
+__global__ void __launch_bounds__(128, MINB) attention_backward_dq_fast_kernel(bf16 *dqkv, const bf16 *qkv, const bf16 *dout,
+                                                                               const float *lse, const float *D, int T_, int NH) {
     __shared__ __align__(16) bf16 Ks[2][64][FA_PAD], Vs[2][64][FA_PAD];
     const int C = NH * 64, C3 = 3 * C;
     int nqt = (T_ + 63) / 64, qt = nqt - 1 - blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
@@ -450,8 +469,8 @@ __global__ void __launch_bounds__(128) attention_backward_dq_fast_kernel(bf16 *d
     fa_load_afrag(da, dbase, C, q0, T_, g, t);
     float lA = qA < T_ ? lse[(long)bh * T_ + qA] * LOG2E_F : INFINITY, lB = qB < T_ ? lse[(long)bh * T_ + qB] * LOG2E_F : INFINITY;
     float DA = qA < T_ ? D[(long)bh * T_ + qA] : 0.0f, DB = qB < T_ ? D[(long)bh * T_ + qB] : 0.0f;
-    float dq[8][4], s[8][4], dp[8][4];
-    fa_zero(dq);
+    float dq[8][4], s[KC / 8][4], dp[KC / 8][4];
+    fa_zero<8>(dq);
     const float sl2 = LOG2E_F / 8.0f, scale = 0.125f;
     for (int kt = 0; kt <= qt; kt++) {
         int k0 = kt * 64, cur = kt & 1;
@@ -463,29 +482,52 @@ __global__ void __launch_bounds__(128) attention_backward_dq_fast_kernel(bf16 *d
         cp_async_commit();
         cp_async_wait<1>();
         __syncthreads();
-        fa_zero(s);
-        fa_mma_rows(s, qa, Ks[cur], lane); // S
-        fa_zero(dp);
-        fa_mma_rows(dp, da, Vs[cur], lane); // dP = dO V^T
         bool edge = kt == qt || k0 + 64 > T_; // only the diagonal and the last tile need the mask
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++)
+        for (int c0 = 0; c0 < 64; c0 += KC) {
+            fa_zero<KC / 8>(s);
+            fa_mma_rows<KC / 8>(s, qa, Ks[cur], c0, lane); // S
+            fa_zero<KC / 8>(dp);
+            fa_mma_rows<KC / 8>(dp, da, Vs[cur], c0, lane); // dP = dO V^T
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                float pa = exp2f(s[nb][e] * sl2 - lA), pb = exp2f(s[nb][2 + e] * sl2 - lB);
-                if (edge) {
-                    int key = k0 + nb * 8 + 2 * t + e;
-                    if (!(key <= qA && key < T_)) pa = 0.0f;
-                    if (!(key <= qB && key < T_)) pb = 0.0f;
+            for (int nb = 0; nb < KC / 8; nb++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    float pa = exp2f(s[nb][e] * sl2 - lA), pb = exp2f(s[nb][2 + e] * sl2 - lB);
+                    if (edge) {
+                        int key = k0 + c0 + nb * 8 + 2 * t + e;
+                        if (!(key <= qA && key < T_)) pa = 0.0f;
+                        if (!(key <= qB && key < T_)) pb = 0.0f;
+                    }
+                    s[nb][e] = pa * (dp[nb][e] - DA) * scale;
+                    s[nb][2 + e] = pb * (dp[nb][2 + e] - DB) * scale;
                 }
-                s[nb][e] = pa * (dp[nb][e] - DA) * scale;
-                s[nb][2 + e] = pb * (dp[nb][2 + e] - DB) * scale;
-            }
-        fa_mma_pc(dq, s, Ks[cur], lane); // dQ += dS K
+            fa_mma_pc<KC / 16>(dq, s, Ks[cur], c0, lane); // dQ += dS K
+        }
         __syncthreads();
     }
     fa_store_rows(dqkv + (long)b * T_ * C3 + h * 64, C3, dq, 1.0f, 1.0f, q0, T_, g, t);
 }
+
+// the chunk sizes and blocks per multiprocessor the trainer uses (dev/bench/attention_bench.cu times the others)
+#ifndef ATT_FWD_KC
+#define ATT_FWD_KC 64
+#endif
+#ifndef ATT_FWD_MINB
+#define ATT_FWD_MINB 1
+#endif
+#ifndef ATT_DKV_QC
+#define ATT_DKV_QC 64
+#endif
+#ifndef ATT_DKV_MINB
+#define ATT_DKV_MINB 1
+#endif
+#ifndef ATT_DQ_KC
+#define ATT_DQ_KC 64
+#endif
+#ifndef ATT_DQ_MINB
+#define ATT_DQ_MINB 1
+#endif
 
 // ----------------------------------------------------------------------------
 // dispatch: the fast kernels for bf16 with hs = 64 unless `simple`; the reference otherwise
@@ -498,7 +540,7 @@ void attention_forward(T *out, float *lse, const T *qkv, int B, int T_, int C, i
     int hs = C / NH;
     if (attention_fast_ok<T>(hs, simple)) {
         dim3 grid((T_ + 63) / 64, B * NH);
-        attention_forward_fast_kernel<<<grid, 128, 0, st>>>((bf16 *)out, lse, (const bf16 *)qkv, T_, NH);
+        attention_forward_fast_kernel<ATT_FWD_KC, ATT_FWD_MINB><<<grid, 128, 0, st>>>((bf16 *)out, lse, (const bf16 *)qkv, T_, NH);
     } else {
         long rows = (long)B * NH * T_;
         attention_forward_simple_kernel<<<ceil_div(rows, 4), 128, 0, st>>>(out, lse, qkv, B, T_, NH, hs);
@@ -515,9 +557,11 @@ void attention_backward(T *dqkv, float *D, const T *dout, const T *qkv, const T 
     CUDA_LAUNCH_CHECK();
     if (attention_fast_ok<T>(hs, simple)) {
         dim3 grid((T_ + 63) / 64, B * NH);
-        attention_backward_dkv_fast_kernel<<<grid, 128, 0, st>>>((bf16 *)dqkv, (const bf16 *)qkv, (const bf16 *)dout, lse, D, T_, NH);
+        attention_backward_dkv_fast_kernel<ATT_DKV_QC, ATT_DKV_MINB>
+            <<<grid, 128, 0, st>>>((bf16 *)dqkv, (const bf16 *)qkv, (const bf16 *)dout, lse, D, T_, NH);
         CUDA_LAUNCH_CHECK();
-        attention_backward_dq_fast_kernel<<<grid, 128, 0, st>>>((bf16 *)dqkv, (const bf16 *)qkv, (const bf16 *)dout, lse, D, T_, NH);
+        attention_backward_dq_fast_kernel<ATT_DQ_KC, ATT_DQ_MINB>
+            <<<grid, 128, 0, st>>>((bf16 *)dqkv, (const bf16 *)qkv, (const bf16 *)dout, lse, D, T_, NH);
     } else {
         attention_backward_dkv_simple_kernel<<<ceil_div(rows, 4), 128, 0, st>>>(dqkv, qkv, dout, lse, D, B, T_, NH, hs);
         CUDA_LAUNCH_CHECK();

@@ -2,6 +2,7 @@
 #   make -f cuda/cuda.mk cuda             every CUDA target (skipped, with a message, without nvcc)
 #   make train_loracu GPU_ARCH=sm_80      one of them, for another GPU (default sm_90: H100/H200)
 #   ./test_gpt2cu                         the GPU tests (needs a GPU); dev/bench/gpu.sh the benchmark
+#   make -f cuda/cuda.mk gpu_kernels_bench  each hand-written kernel's variants, checked and timed
 # Targets: train_gpt2cu train_loracu train_loricu train_ploracu (the four default adapters, as the
 # CPU trainers), test_gpt2cu. The GPU model (train_gpt2.cu) is compiled once by nvcc; the host side
 # (cuda/host.c, which compiles train_gpt2.c's host code) once per default adapter by the C compiler.
@@ -22,7 +23,7 @@ ifeq ($(CUDA_OMP),yes)
   CUDA_LDLIBS += -lgomp
 endif
 
-CUDA_BINS := train_gpt2cu train_loracu train_loricu train_ploracu test_gpt2cu
+CUDA_BINS := train_gpt2cu train_loracu train_loricu train_ploracu test_gpt2cu gpu_kernels_bench
 CUDA_DEPS := $(wildcard cuda/*.cuh cuda/*.h)
 CUDA_HOST_DEPS := cuda/host.c cuda/gpt2_gpu.h cuda/host_api.h train_gpt2.c $(wildcard lora/*.h data/*.h kernels/*.h *.h)
 
@@ -52,6 +53,9 @@ train_loricu: build/cuda/train_gpt2.o build/cuda/host_lori.o
 	$(NVCC) -arch=$(GPU_ARCH) -o $@ $^ $(CUDA_LDLIBS)
 train_ploracu: build/cuda/train_gpt2.o build/cuda/host_plora.o
 	$(NVCC) -arch=$(GPU_ARCH) -o $@ $^ $(CUDA_LDLIBS)
+
+gpu_kernels_bench: dev/bench/gpu_kernels.cu $(CUDA_DEPS)
+	$(NVCC) $(CUDA_NVCCFLAGS) -o $@ $< $(CUDA_LDLIBS)
 
 test_gpt2cu: test_gpt2.cu train_gpt2.cu $(CUDA_DEPS) build/cuda/host_none.o
 	$(NVCC) $(CUDA_NVCCFLAGS) -o $@ test_gpt2.cu build/cuda/host_none.o $(CUDA_LDLIBS)

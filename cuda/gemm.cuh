@@ -4,6 +4,9 @@ kernels/gemm.h (row-major, BLAS-style transposes) so the adapter code reads as o
 
     gemm(ctx, 'N', 'T', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias)
         C (M,N) = alpha op(A) (M,K) op(B) (K,N) + beta C (+ bias[n] when bias != NULL, beta must be 0)
+    gemm(..., bias, aux, ldaux)
+        the same with GELU fused into cuBLASLt's epilogue: aux (M,N; row stride ldaux) = the product
+        (+ bias), C = gelu(aux) (GPT-2's tanh form; bf16 only in the trainer, beta must be 0)
 
 A and B are float or bf16 (the same type); C is float or bf16; the arithmetic is fp32 (no TF32:
 --precision fp32 is the exact mode). bf16 inputs with a float C is how weight and adapter
@@ -41,8 +44,8 @@ struct GemmContext {
     cudaStream_t stream;
     void *workspace;
     size_t workspace_size;
-    // (transA, transB, M, N, K, lda, ldb, ldc, types, bias, alignments) -> plan
-    std::map<std::tuple<int, int, int, int, int, long, long, long, int, int, int>, GemmPlan> plans;
+    // (transA, transB, M, N, K, lda, ldb, ldc, types, bias, alignments, GELU aux ld) -> plan
+    std::map<std::tuple<int, int, int, int, int, long, long, long, int, int, int, long>, GemmPlan> plans;
 };
 
 inline void gemm_context_init(GemmContext *g, cudaStream_t stream, size_t workspace_size) {
@@ -72,13 +75,13 @@ inline int ptr_alignment(const void *p) { // largest power of two (<= 256) divid
 
 template <typename TA, typename TC>
 void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float alpha, const TA *A, long lda, const TA *B,
-          long ldb, float beta, TC *C, long ldc, const TC *bias = nullptr) {
+          long ldb, float beta, TC *C, long ldc, const TC *bias = nullptr, TC *aux = nullptr, long ldaux = 0) {
     if (M <= 0 || N <= 0) return;
     bool ta = transA == 'T', tb = transB == 'T';
     int alA = ptr_alignment(A), alB = ptr_alignment(B), alC = ptr_alignment(C);
     auto key = std::make_tuple((int)ta, (int)tb, M, N, K, lda, ldb, ldc,
                                (int)cuda_type<TA>() * 64 + (int)cuda_type<TC>(), bias ? ptr_alignment(bias) : 0,
-                               alA * 1000000 + alB * 1000 + alC);
+                               alA * 1000000 + alB * 1000 + alC, aux ? ldaux * 1024 + ptr_alignment(aux) : 0);
     auto it = g->plans.find(key);
     if (it == g->plans.end()) {
         GemmPlan pl;
@@ -87,10 +90,16 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
         CUBLAS_CHECK(cublasLtMatmulDescCreate(&pl.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
-        if (bias) {
-            cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+        if (bias || aux) {
+            cublasLtEpilogue_t ep = aux ? (bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX) : CUBLASLT_EPILOGUE_BIAS;
             CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
-            CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+            if (bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    if (aux) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
+            if (aux) {
+                int64_t ld = ldaux;
+                CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
+                CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld)));
+            }
         }
         // stored shapes (column-major rows x cols): our B is (K x N) row-major unless transposed
         CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl.la, cuda_type<TA>(), tb ? K : N, tb ? N : K, ldb));
@@ -119,6 +128,7 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
     }
     GemmPlan &pl = it->second;
     if (bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    if (aux) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
     CUBLAS_CHECK(cublasLtMatmul(g->lt, pl.desc, &alpha, B, pl.la, A, pl.lb, &beta, C, pl.lc, C, pl.lc, &pl.algo, g->workspace,
                                 g->workspace_size, g->stream));
 }
