@@ -255,7 +255,7 @@ template <typename T> struct ModelT : GPUModel {
         cudaDeviceProp prop;
         CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
         num_sms = prop.multiProcessorCount;
-        gemm_context_init(&gc, st, 32u << 20);
+        gemm_context_init(&gc, st, 32u << 20, &mem_now, &mem_peak);
         mem_now += gc.workspace_size;
         mem_peak = mem_now;
         bool fast = attention_fast_ok<T>(C / NH, simple);

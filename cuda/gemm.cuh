@@ -44,14 +44,25 @@ struct GemmContext {
     cudaStream_t stream;
     void *workspace;
     size_t workspace_size;
+    // autotune: time cuBLASLt's first GEMM_TUNE_CANDIDATES algorithms for each new shape (on the real
+    // operands; into a scratch output where the product accumulates) and keep the fastest, instead of
+    // its first guess. Off with GPU_NO_AUTOTUNE=1 (the choice is then the same in every run; with it,
+    // two runs can pick different algorithms and differ in the last bits).
+    bool autotune;
+    size_t *mem_now, *mem_peak; // the owner's device-memory count, for the scratch outputs (may be NULL)
     // (transA, transB, M, N, K, lda, ldb, ldc, types, bias, alignments, GELU aux ld) -> plan
     std::map<std::tuple<int, int, int, int, int, long, long, long, int, int, int, long>, GemmPlan> plans;
 };
 
-inline void gemm_context_init(GemmContext *g, cudaStream_t stream, size_t workspace_size) {
+#define GEMM_TUNE_CANDIDATES 8
+inline void gemm_context_init(GemmContext *g, cudaStream_t stream, size_t workspace_size, size_t *mem_now = nullptr,
+                              size_t *mem_peak = nullptr) {
     CUBLAS_CHECK(cublasLtCreate(&g->lt));
     g->stream = stream;
     g->workspace_size = workspace_size;
+    g->autotune = getenv("GPU_NO_AUTOTUNE") == nullptr;
+    g->mem_now = mem_now;
+    g->mem_peak = mem_peak;
     CUDA_CHECK(cudaMalloc(&g->workspace, workspace_size));
 }
 inline void gemm_context_free(GemmContext *g) {
@@ -114,16 +125,54 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a2, sizeof(a2)));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a3, sizeof(a3)));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a3, sizeof(a3)));
-        cublasLtMatmulHeuristicResult_t res;
+        cublasLtMatmulHeuristicResult_t res[GEMM_TUNE_CANDIDATES];
         int nres = 0;
-        cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->lt, pl.desc, pl.la, pl.lb, pl.lc, pl.lc, pref, 1, &res, &nres);
+        cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->lt, pl.desc, pl.la, pl.lb, pl.lc, pl.lc, pref,
+                                                          g->autotune ? GEMM_TUNE_CANDIDATES : 1, res, &nres);
         cublasLtMatmulPreferenceDestroy(pref);
         if (s != CUBLAS_STATUS_SUCCESS || nres == 0) {
             fprintf(stderr, "error: cuBLASLt has no algorithm for the product M=%d N=%d K=%d trans=%c%c lda=%ld ldb=%ld ldc=%ld (status %d)\n",
                     M, N, K, transA, transB, lda, ldb, ldc, (int)s);
             exit(1);
         }
-        pl.algo = res.algo;
+        pl.algo = res[0].algo;
+        if (nres > 1) { // time each candidate: 1 warm-up and 3 timed runs; beta != 0 runs into a scratch output
+            TC *out = C;
+            size_t bytes = (size_t)(M - 1) * ldc * sizeof(TC) + (size_t)N * sizeof(TC);
+            if (beta != 0.0f) {
+                CUDA_CHECK(cudaMalloc(&out, bytes));
+                if (g->mem_now && g->mem_peak) {
+                    *g->mem_now += bytes;
+                    if (*g->mem_now > *g->mem_peak) *g->mem_peak = *g->mem_now;
+                }
+            }
+            if (bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+            if (aux) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
+            cudaEvent_t e0, e1;
+            CUDA_CHECK(cudaEventCreate(&e0));
+            CUDA_CHECK(cudaEventCreate(&e1));
+            float best = 1e30f;
+            for (int i = 0; i < nres; i++) {
+                if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+                bool ok = cublasLtMatmul(g->lt, pl.desc, &alpha, B, pl.la, A, pl.lb, &beta, out, pl.lc, out, pl.lc, &res[i].algo,
+                                         g->workspace, g->workspace_size, g->stream) == CUBLAS_STATUS_SUCCESS;
+                CUDA_CHECK(cudaEventRecord(e0, g->stream));
+                for (int rep = 0; ok && rep < 3; rep++)
+                    ok = cublasLtMatmul(g->lt, pl.desc, &alpha, B, pl.la, A, pl.lb, &beta, out, pl.lc, out, pl.lc, &res[i].algo,
+                                        g->workspace, g->workspace_size, g->stream) == CUBLAS_STATUS_SUCCESS;
+                CUDA_CHECK(cudaEventRecord(e1, g->stream));
+                CUDA_CHECK(cudaEventSynchronize(e1));
+                float ms = 0;
+                CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+                if (ok && ms < best) { best = ms; pl.algo = res[i].algo; }
+            }
+            cudaEventDestroy(e0);
+            cudaEventDestroy(e1);
+            if (out != C) {
+                CUDA_CHECK(cudaFree(out));
+                if (g->mem_now) *g->mem_now -= bytes;
+            }
+        }
         it = g->plans.emplace(key, pl).first;
     }
     GemmPlan &pl = it->second;

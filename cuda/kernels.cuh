@@ -55,37 +55,61 @@ template <typename T> void encoder_backward(float *dwte, float *dwpe, const T *d
 //   out = (x - mean) * rstd * weight + bias;   mean, rstd (N,) saved for the backward
 // a, b, res_out, out are (N,C); weight, bias are (C,). In bf16 the statistics are taken over the
 // stored (rounded) residual, the tensor the backward will see.
-template <typename T>
+// One warp per row; lane l holds the 16-byte chunks l, l+32, ... of the row (CH of them) in registers:
+// every input is read once, all of a lane's loads in flight together.
+template <typename T, int CH>
 __global__ void layernorm_forward_kernel(T *out, float *mean, float *rstd, T *res_out, const T *a, const T *b,
                                          const T *weight, const T *bias, int N, int C, long ldo) {
     constexpr int V = Vec<T>::n;
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
     const T *ar = a + (long)row * C;
-    T *rr = res_out ? res_out + (long)row * C : nullptr;
+    Vec<T> xv[CH];
     float sum = 0.0f;
-    for (int c = lane * V; c < C; c += 32 * V) {
-        Vec<T> x = load_vec(ar + c);
-        if (b) {
-            Vec<T> y = load_vec(b + (long)row * C + c);
-            for (int k = 0; k < V; k++) x.v[k] = from_f<T>(to_f(x.v[k]) + to_f(y.v[k]));
-            store_vec(rr + c, x);
+#pragma unroll
+    for (int k = 0; k < CH; k++) {
+        int c = (lane + 32 * k) * V;
+        if (c < C) xv[k] = load_vec(ar + c);
+    }
+    if (b) {
+        const T *br = b + (long)row * C;
+        T *rr = res_out + (long)row * C;
+#pragma unroll
+        for (int k = 0; k < CH; k++) {
+            int c = (lane + 32 * k) * V;
+            if (c >= C) break;
+            Vec<T> y = load_vec(br + c);
+#pragma unroll
+            for (int j = 0; j < V; j++) xv[k].v[j] = from_f<T>(to_f(xv[k].v[j]) + to_f(y.v[j]));
+            store_vec(rr + c, xv[k]);
         }
-        for (int k = 0; k < V; k++) sum += to_f(x.v[k]);
+    }
+#pragma unroll
+    for (int k = 0; k < CH; k++) {
+        int c = (lane + 32 * k) * V;
+        if (c >= C) break;
+#pragma unroll
+        for (int j = 0; j < V; j++) sum += to_f(xv[k].v[j]);
     }
     float m = warp_sum(sum) / C;
-    const T *xr = b ? rr : ar;
     float var = 0.0f;
-    for (int c = lane * V; c < C; c += 32 * V) {
-        Vec<T> x = load_vec(xr + c);
-        for (int k = 0; k < V; k++) { float d = to_f(x.v[k]) - m; var += d * d; }
+#pragma unroll
+    for (int k = 0; k < CH; k++) {
+        int c = (lane + 32 * k) * V;
+        if (c >= C) break;
+#pragma unroll
+        for (int j = 0; j < V; j++) { float d = to_f(xv[k].v[j]) - m; var += d * d; }
     }
     var = warp_sum(var) / C;
     float s = 1.0f / sqrtf(var + 1e-5f);
     T *o = out + (long)row * ldo;
-    for (int c = lane * V; c < C; c += 32 * V) {
-        Vec<T> x = load_vec(xr + c), w = load_vec(weight + c), bb = load_vec(bias + c), y;
-        for (int k = 0; k < V; k++) y.v[k] = from_f<T>((s * (to_f(x.v[k]) - m)) * to_f(w.v[k]) + to_f(bb.v[k]));
+#pragma unroll
+    for (int k = 0; k < CH; k++) {
+        int c = (lane + 32 * k) * V;
+        if (c >= C) break;
+        Vec<T> w = load_vec(weight + c), bb = load_vec(bias + c), y;
+#pragma unroll
+        for (int j = 0; j < V; j++) y.v[j] = from_f<T>((s * (to_f(xv[k].v[j]) - m)) * to_f(w.v[j]) + to_f(bb.v[j]));
         store_vec(o + c, y);
     }
     if (lane == 0) { mean[row] = m; rstd[row] = s; }
@@ -93,7 +117,17 @@ __global__ void layernorm_forward_kernel(T *out, float *mean, float *rstd, T *re
 template <typename T>
 void layernorm_forward(T *out, float *mean, float *rstd, T *res_out, const T *a, const T *b, const T *weight,
                        const T *bias, int N, int C, cudaStream_t st, long ldo = 0) {
-    layernorm_forward_kernel<<<ceil_div(N, 8), 256, 0, st>>>(out, mean, rstd, res_out, a, b, weight, bias, N, C, ldo ? ldo : C);
+    int ch = ceil_div(C, 32 * Vec<T>::n);
+#define LN_FWD(CH) layernorm_forward_kernel<T, CH><<<ceil_div(N, 8), 256, 0, st>>>(out, mean, rstd, res_out, a, b, weight, bias, N, C, ldo ? ldo : C)
+    if (ch <= 1) LN_FWD(1);
+    else if (ch <= 2) LN_FWD(2);
+    else if (ch <= 3) LN_FWD(3);
+    else if (ch <= 4) LN_FWD(4);
+    else if (ch <= 6) LN_FWD(6);
+    else if (ch <= 8) LN_FWD(8);
+    else if (ch <= 16) LN_FWD(16);
+    else { fprintf(stderr, "error: layernorm_forward: C = %d is too wide\n", C); exit(1); }
+#undef LN_FWD
     CUDA_LAUNCH_CHECK();
 }
 
@@ -399,6 +433,7 @@ __global__ void __launch_bounds__(512) crossentropy_bf16_kernel(bf16 *logits, fl
     bf16 *x = logits + (long)blockIdx.x * Vp;
     int tgt = targets[blockIdx.x];
     float m = -INFINITY, s = 0.0f; // in log2 units: z * log2(e)
+#pragma unroll 4
     for (int i = threadIdx.x * 8; i < Vp; i += blockDim.x * 8) {
         Vec<bf16> v = load_vec(x + i);
         float z[8], vm = -INFINITY;
@@ -428,6 +463,7 @@ __global__ void __launch_bounds__(512) crossentropy_bf16_kernel(bf16 *logits, fl
     if (threadIdx.x == 0) losses[blockIdx.x] = (m + log2f(s)) * LN2_CE - bc[2];
     if (!weights) return;
     float w = weights[blockIdx.x], ws = w / s;
+#pragma unroll 4
     for (int i = threadIdx.x * 8; i < Vp; i += blockDim.x * 8) {
         Vec<bf16> v = load_vec(x + i);
 #pragma unroll

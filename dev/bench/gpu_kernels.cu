@@ -97,7 +97,8 @@ static void bench_attention(int B, int T, int NH, bool timing, std::mt19937 &rng
     attention_forward<bf16>(o_ref, l_ref, qkv, B, T, C, NH, true, 0);
     attention_backward<bf16>(dq_ref, D, dout, qkv, o_ref, l_ref, B, T, C, NH, true, 0);
     CUDA_CHECK(cudaDeviceSynchronize());
-    std::vector<float> Oref = fetch(o_ref, nout), Lref = fetchf(l_ref, nl), Gref = fetch(dq_ref, nqkv);
+    std::vector<float> Oref = fetch(o_ref, nout), Lref = fetchf(l_ref, nl), Gref = fetch(dq_ref, nqkv), Dref = fetchf(D, nl);
+    bool ok_d = true;
     double fl = 4.0 * B * NH * (double)T * T * 64 / 2;
     dim3 grid((T + 63) / 64, B * NH);
     printf("\n-- attention B=%d T=%d NH=%d hs=64 (rel. L2 error vs the reference kernel%s)\n", B, T, NH,
@@ -117,17 +118,22 @@ static void bench_attention(int B, int T, int NH, bool timing, std::mt19937 &rng
         printf("\n");
     }
     // the backward variants: D from the reference, each kernel timed alone; outputs checked per part
-    Var dkv[] = {DKV(64, 1), DKV(32, 1), DKV(32, 3), DKV(16, 3)};
-    Var dqv[] = {DQ(64, 1), DQ(32, 1), DQ(32, 3), DQ(16, 4)};
+    Var dkv[] = {DKV(64, 1), DKV(32, 3), DKV(16, 3)};
+    Var dqv[] = {DQ(64, 1), DQ(32, 3), DQ(16, 4)};
     float dkv_best = 1e30f, dq_best = 1e30f;
     for (int part = 0; part < 2; part++)
         for (Var &v : (part == 0 ? dkv : dqv)) {
             CUDA_CHECK(cudaMemset(dq, 0xff, nqkv * 2));
-            auto run = [&] { void *args[] = {&dq, &qkv, &dout, &l_ref, &D, &T, &NH};
+            auto run = [&] { void *args[] = {&dq, &qkv, &dout, &l_ref, &D, &T, &NH, &o_ref}; // dq: computes D too
                              CUDA_CHECK(cudaLaunchKernel(v.k, grid, dim3(128), args, 0, 0)); };
             run();
             CUDA_CHECK(cudaDeviceSynchronize());
             std::vector<float> G = fetch(dq, nqkv);
+            if (part == 1) { // the D it computed, against the reference's
+                double e = rel_l2(fetchf(D, nl), Dref);
+                ok_d = ok_d && e < 1e-5;
+                printf("  [D %.1e]", e);
+            }
             printf("  %-18s", v.name);
             bool ok = true;
             const char *pn[3] = {"dq", "dk", "dv"};
@@ -136,6 +142,7 @@ static void bench_attention(int B, int T, int NH, bool timing, std::mt19937 &rng
                 ok = ok && e < 2e-2;
                 printf(" %s %.2e", pn[k], e);
             }
+            ok = ok && ok_d;
             g_fail += !ok;
             printf(" %s", ok ? "ok" : "FAIL");
             if (timing) {
@@ -148,9 +155,9 @@ static void bench_attention(int B, int T, int NH, bool timing, std::mt19937 &rng
             printf("\n");
         }
     if (timing) {
-        float rd = time_ms([&] { attention_rowdot_kernel<<<ceil_div((long)nl, 8), 256>>>(D, dout, o_ref, B, T, NH, 64); });
-        printf("  rowdot (D) %.3f ms; backward with the best of each: %.3f ms, %.1f TFLOP/s\n", rd, rd + dkv_best + dq_best,
-               2.5 * fl / (rd + dkv_best + dq_best) * 1e-9);
+        float all = time_ms([&] { attention_backward<bf16>(dq, D, dout, qkv, o_ref, l_ref, B, T, C, NH, false, 0); });
+        printf("  best dK,dV %.3f ms + best dQ (with D) %.3f ms; the trainer's attention_backward: %.3f ms, %.1f TFLOP/s\n",
+               dkv_best, dq_best, all, 2.5 * fl / all * 1e-9);
     }
     cudaFree(qkv); cudaFree(dout); cudaFree(o_ref); cudaFree(o); cudaFree(dq_ref); cudaFree(dq);
     cudaFree(l_ref); cudaFree(l); cudaFree(D);
@@ -222,6 +229,29 @@ static void bench_gelu_epilogue(std::mt19937 &rng) {
     cudaFree(x); cudaFree(W); cudaFree(b); cudaFree(pre); cudaFree(g1); cudaFree(pre2); cudaFree(g2);
 }
 
+// the input-gradient products with and without the adapter's r = 16 extra output columns (dout [W | B]
+// gives [dinp | du] in one product): is the wider product cheaper than a separate du = dout B?
+static void bench_wide_dinp(std::mt19937 &rng) {
+    int N = 16384, r = 16;
+    GemmContext gc;
+    gemm_context_init(&gc, 0, 32u << 20);
+    printf("\n-- input-gradient products dinp = dout W (N=%d), autotuned: width in vs in + %d, and du = dout B alone\n", N, r);
+    int shapes[3][2] = {{2304, 768}, {3072, 768}, {768, 3072}}; // (out, in): qkv, fc, fc_proj
+    for (auto &sh : shapes) {
+        int O = sh[0], I = sh[1], ld = I + r;
+        bf16 *dout = upload_rand((size_t)N * O, 1.0f, rng), *wb = upload_rand((size_t)O * ld, 0.02f, rng), *dinp, *du;
+        CUDA_CHECK(cudaMalloc(&dinp, (size_t)N * ld * 2));
+        CUDA_CHECK(cudaMalloc(&du, (size_t)N * r * 2));
+        float t0 = time_ms([&] { gemm<bf16, bf16>(&gc, 'N', 'N', N, I, O, 1.0f, dout, O, wb, ld, 0.0f, dinp, ld); });
+        float t1 = time_ms([&] { gemm<bf16, bf16>(&gc, 'N', 'N', N, I + r, O, 1.0f, dout, O, wb, ld, 0.0f, dinp, ld); });
+        float t2 = time_ms([&] { gemm<bf16, bf16>(&gc, 'N', 'N', N, r, O, 1.0f, dout, O, wb + I, ld, 0.0f, du, r); });
+        printf("   out %4d in %4d: dinp %.3f ms, [dinp | du] %.3f ms, du alone %.3f ms -> %s\n", O, I, t0, t1, t2,
+               t1 < t0 + t2 ? "one wide product wins" : "separate wins");
+        cudaFree(dout); cudaFree(wb); cudaFree(dinp); cudaFree(du);
+    }
+    gemm_context_free(&gc);
+}
+
 int main() {
     cudaDeviceProp p;
     CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
@@ -231,6 +261,7 @@ int main() {
     bench_attention(16, 1024, 12, true, rng);
     bench_crossentropy(rng);
     bench_gelu_epilogue(rng);
+    bench_wide_dinp(rng);
     printf("\n%s\n", g_fail ? "SOME CHECKS FAILED" : "all checks passed");
     return g_fail != 0;
 }
