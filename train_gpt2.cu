@@ -143,6 +143,8 @@ template <typename T> struct ModelT : GPUModel {
     bool fuse_gelu = true; // fc_proj's dinp += du A inside the GELU backward (GPU_NO_FUSED_GELU=1: off)
     // bf16: the GELU forward in the fc product's cuBLASLt epilogue (GPU_NO_GELU_EPILOGUE=1: the kernel)
     bool gelu_epilogue = is_bf16 && getenv("GPU_NO_GELU_EPILOGUE") == nullptr;
+    // the input-gradient product of a [W | B] layer also gives dout B (GPU_NO_WIDE_DINP=1: a product of its own)
+    bool wide_dinp = getenv("GPU_NO_WIDE_DINP") == nullptr;
     int rp = 0;
     long ld1 = 0, ldg = 0;
     std::vector<T *> slot_wb;  // per slot: its [W | B], or NULL
@@ -341,9 +343,9 @@ template <typename T> struct ModelT : GPUModel {
         lse = dalloc<float>((size_t)L * N * NH);
         losses = dalloc<float>(N);
         dres = dalloc<T>(NC);
-        dbig = dalloc<T>(4 * NC);
+        dbig = dalloc<T>((size_t)N * ldg);
         dqkv = dalloc<T>(3 * NC);
-        dsmall = dalloc<T>(NC);
+        dsmall = dalloc<T>((size_t)N * ld1);
         attD = dalloc<float>((size_t)N * NH);
         inputs_d = dalloc<int>(N);
         targets_d = dalloc<int>(N);
@@ -552,22 +554,32 @@ template <typename T> struct ModelT : GPUModel {
         return false;
     }
 
-    // dinp (N,Cin) = dout W (NULL: not needed); dW (OC,Cin) += dout^T inp; dbias += colsum(dout)
+    // dinp (N,Cin; row stride ldi) = dout W (NULL: not needed); dW (OC,Cin) += dout^T inp; dbias += colsum(dout)
     // (fp32, NULL when frozen); then the adapter: dB += s dout^T u, du = s dout B, dA += du^T drop(x),
-    // dinp += (du A) * drop. inp's row stride is ldin. defer: leave dinp += du A to the caller (du
-    // stays in `du`), returning true, when there is no dropout (the GELU backward takes it).
-    bool linear_backward(int l, int t, T *dinp, float *dW, float *db, const T *dout, const T *inp, long ldin, const T *W,
-                         int Cin, int OC, bool defer = false) {
+    // dinp += (du A) * drop. dout's row stride is ldd, inp's ldin. Where the layer keeps [W | B] and dinp
+    // has room for rank more columns (ldi >= Cin + rank), one product gives [dinp | dout B]: du is read
+    // back from dinp's spare columns (then unscaled: the scale goes into the products that use it).
+    // defer: leave dinp += du A to the caller (du in def_du, row stride def_ldu, times def_us), returning
+    // true, when there is no dropout (the GELU backward takes it).
+    const T *def_du = nullptr;
+    long def_ldu = 0;
+    float def_us = 1.0f;
+    bool linear_backward(int l, int t, T *dinp, long ldi, float *dW, float *db, const T *dout, long ldd, const T *inp,
+                         long ldin, const T *W, int Cin, int OC, bool defer = false) {
+        int s = has_ad ? slot_of[l * 4 + t] : -1;
+        bool wide = dinp && s >= 0 && slot_wb[s] && wide_dinp && ldi >= Cin + rank;
         mark(PC_MATMUL);
-        if (dinp) gemm<T, T>(&gc, 'N', 'N', N, Cin, OC, 1.0f, dout, OC, W, Cin, 0.0f, dinp, Cin);
+        if (wide) gemm<T, T>(&gc, 'N', 'N', N, Cin + rank, OC, 1.0f, dout, ldd, slot_wb[s], Cin + rp, 0.0f, dinp, ldi);
+        else if (dinp) gemm<T, T>(&gc, 'N', 'N', N, Cin, OC, 1.0f, dout, ldd, W, Cin, 0.0f, dinp, ldi);
         mark(PC_WGRAD);
         if (dW) {
-            gemm<T, float>(&gc, 'T', 'N', OC, Cin, N, 1.0f, dout, OC, inp, ldin, 1.0f, dW, Cin);
+            gemm<T, float>(&gc, 'T', 'N', OC, Cin, N, 1.0f, dout, ldd, inp, ldin, 1.0f, dW, Cin);
             g_gpu_base_weight_grad_calls++;
         }
-        if (db) bias_backward(db, dout, N, OC, st);
-        if (!has_ad) return false;
-        int s = slot_of[l * 4 + t];
+        if (db) {
+            if (ldd != OC) gpu_die("internal: bias gradient of a strided output gradient");
+            bias_backward(db, dout, N, OC, st);
+        }
         if (s < 0) return false;
         mark(PC_LORA);
         int in = slot_in[s], o = slot_out[s], r = rank;
@@ -578,8 +590,12 @@ template <typename T> struct ModelT : GPUModel {
         long n = (long)N * in;
         int blocks = std::min(ceil_div(n, 256), 16 * num_sms);
         float *dA = gab32 + a_off[s], *dB = gab32 + nA + b_off[s];
-        gemm<T, float>(&gc, 'T', 'N', o, r, N, kc ? 1.0f : scale, dout, o, us, ldu, 1.0f, dB, r);
-        gemm<T, T>(&gc, 'N', 'N', N, r, o, scale, dout, o, slot_B(s), r, 0.0f, du, r);
+        gemm<T, float>(&gc, 'T', 'N', o, r, N, kc ? 1.0f : scale, dout, ldd, us, ldu, 1.0f, dB, r);
+        const T *dus = du; // du = dus * dsc
+        long lddu = r;
+        float dsc = 1.0f;
+        if (wide) { dus = dinp + Cin; lddu = ldi; dsc = scale; }
+        else gemm<T, T>(&gc, 'N', 'N', N, r, o, scale, dout, ldd, slot_B(s), r, 0.0f, du, r);
         if (trains_A) {
             const T *x = inp;
             if (slot_dropped[s]) {
@@ -587,16 +603,19 @@ template <typename T> struct ModelT : GPUModel {
                 CUDA_LAUNCH_CHECK();
                 x = xd;
             }
-            gemm<T, float>(&gc, 'T', 'N', r, in, N, 1.0f, du, r, x, slot_dropped[s] ? in : ldin, 1.0f, dA, in);
+            gemm<T, float>(&gc, 'T', 'N', r, in, N, dsc, dus, lddu, x, slot_dropped[s] ? in : ldin, 1.0f, dA, in);
         }
-        if (dinp && defer && !slot_dropped[s] && fuse_gelu && (uintptr_t)(ab32 + a_off[s]) % 16 == 0) return true;
+        if (dinp && defer && !slot_dropped[s] && fuse_gelu && (uintptr_t)(ab32 + a_off[s]) % 16 == 0) {
+            def_du = dus; def_ldu = lddu; def_us = dsc;
+            return true;
+        }
         if (dinp) {
-            if (slot_dropped[s]) {
+            if (slot_dropped[s]) { // (no dropout with [W | B]: ldi == in, dsc == 1 here)
                 gemm<T, T>(&gc, 'N', 'N', N, in, r, 1.0f, du, r, slot_A(s), in, 0.0f, tmp, in);
                 dropout_add_kernel<<<blocks, 256, 0, st>>>(dinp, tmp, n, slot_rng[s], 0, keep, 1.0f / keep);
                 CUDA_LAUNCH_CHECK();
             } else {
-                gemm<T, T>(&gc, 'N', 'N', N, in, r, 1.0f, du, r, slot_A(s), in, 1.0f, dinp, in);
+                gemm<T, T>(&gc, 'N', 'N', N, in, r, dsc, dus, lddu, slot_A(s), in, 1.0f, dinp, ldi);
             }
         }
         return false;
@@ -689,36 +708,40 @@ template <typename T> struct ModelT : GPUModel {
             int p0 = 4 * l;
             auto gl = [&](int i, size_t per) { return full ? grads32 + poff[i] + (size_t)l * per : (float *)nullptr; };
             // fc_proj (its output gradient is the residual stream's)
-            bool fused = linear_backward(l, 3, lo < p0 + 3 ? dbig : nullptr, gl(P_FCPROJW, (size_t)4 * C * C), gl(P_FCPROJB, C),
-                                         dres, fchg + l * N * ldg, ldg, pX(P_FCPROJW) + (size_t)l * 4 * C * C, 4 * C, C, true);
+            // (dbig has row stride ldg and dsmall ld1 after the products of fc_proj, fc and qkv: with the
+            // adapter kept as [W | B] their spare columns receive dout B)
+            bool fused = linear_backward(l, 3, lo < p0 + 3 ? dbig : nullptr, ldg, gl(P_FCPROJW, (size_t)4 * C * C),
+                                         gl(P_FCPROJB, C), dres, C, fchg + l * N * ldg, ldg, pX(P_FCPROJW) + (size_t)l * 4 * C * C,
+                                         4 * C, C, true);
             if (lo <= p0 + 2) {
                 mark(PC_GELU);
                 if (fused) // dbig = gelu'(fch) (dbig + du A): fc_proj's adapter term folded into the GELU backward
-                    gelu_backward_lowrank(dbig, fch + l * 4 * NC, dbig, du, ab32 + a_off[slot_of[l * 4 + 3]], rank, N, 4 * C, st);
+                    gelu_backward_lowrank(dbig, fch + l * 4 * NC, dbig, def_du, ab32 + a_off[slot_of[l * 4 + 3]], rank, N, 4 * C,
+                                          ldg, def_ldu, def_us, st);
                 else
-                    gelu_backward(dbig, fch + l * 4 * NC, dbig, (long)N * 4 * C, st);
-                linear_backward(l, 2, lo < p0 + 2 ? dsmall : nullptr, gl(P_FCW, (size_t)4 * C * C), gl(P_FCB, 4 * C), dbig,
-                                ln2 + l * N * ld1, ld1, pX(P_FCW) + (size_t)l * 4 * C * C, C, 4 * C);
+                    gelu_backward(dbig, fch + l * 4 * NC, dbig, (long)N, 4 * C, ldg, st);
+                linear_backward(l, 2, lo < p0 + 2 ? dsmall : nullptr, ld1, gl(P_FCW, (size_t)4 * C * C), gl(P_FCB, 4 * C), dbig,
+                                ldg, ln2 + l * N * ld1, ld1, pX(P_FCW) + (size_t)l * 4 * C * C, C, 4 * C);
             }
             mark(PC_LN);
             if (lo < p0 + 2)
                 layernorm_backward(dres, gl(P_LN2W, C), gl(P_LN2B, C), dsmall, res2 + l * NC, pX(P_LN2W) + l * C,
-                                   ln2_mean + l * N, ln2_rstd + l * N, N, C, 1, num_sms, st);
+                                   ln2_mean + l * N, ln2_rstd + l * N, N, C, 1, num_sms, st, ld1);
             if (lo > p0 + 1) break; // nothing trainable below the MLP of this layer
             // attn_proj (its output gradient is the residual stream's, now including the ln2 path)
-            linear_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C), dres,
+            linear_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, C, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C), dres, C,
                             atty + l * NC, C, pX(P_ATTPROJW) + (size_t)l * C * C, C, C);
             if (lo <= p0) {
                 mark(PC_ATT_BWD);
                 attention_backward(dqkv, attD, dsmall, qkv + l * 3 * NC, atty + l * NC, lse + (size_t)l * N * NH, B, T_, C,
                                    NH, simple, st);
-                linear_backward(l, 0, lo < p0 ? dsmall : nullptr, gl(P_QKVW, (size_t)3 * C * C), gl(P_QKVB, 3 * C), dqkv,
-                                ln1 + l * N * ld1, ld1, pX(P_QKVW) + (size_t)l * 3 * C * C, C, 3 * C);
+                linear_backward(l, 0, lo < p0 ? dsmall : nullptr, ld1, gl(P_QKVW, (size_t)3 * C * C), gl(P_QKVB, 3 * C), dqkv,
+                                3 * C, ln1 + l * N * ld1, ld1, pX(P_QKVW) + (size_t)l * 3 * C * C, C, 3 * C);
             }
             mark(PC_LN);
             if (lo < p0)
                 layernorm_backward(dres, gl(P_LN1W, C), gl(P_LN1B, C), dsmall, residual, pX(P_LN1W) + l * C,
-                                   ln1_mean + l * N, ln1_rstd + l * N, N, C, 1, num_sms, st);
+                                   ln1_mean + l * N, ln1_rstd + l * N, N, C, 1, num_sms, st, ld1);
         }
         mark(PC_EMBED);
         if (full) encoder_backward(gp(P_WTE), gp(P_WPE), dres, inputs_d, B, T_, C, st);

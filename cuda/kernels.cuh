@@ -132,14 +132,14 @@ void layernorm_forward(T *out, float *mean, float *rstd, T *res_out, const T *a,
 }
 
 // dinp (N,C) = (accumulate ? dinp : 0) + rstd (dn - mean(dn) - xhat mean(dn xhat)), dn = weight * dout;
-// dweight (C) += sum_n xhat dout, dbias (C) += sum_n dout (fp32, NULL when frozen).
+// dweight (C) += sum_n xhat dout, dbias (C) += sum_n dout (fp32, NULL when frozen); dout has row stride ldd.
 // One warp per row; lane l holds the 16-byte chunks l, l+32, ... of the row (CH of them, CH*32*8 >= C
 // for bf16) in registers, so the row is read once. Weight gradients are summed per lane over the
 // warp's rows, then per block in shared memory, then added to the global ones.
 template <typename T, int CH>
 __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias, const T *dout, const T *inp,
                                           const T *weight, const float *mean, const float *rstd, int N, int C,
-                                          int accumulate) {
+                                          int accumulate, long ldd) {
     constexpr int V = Vec<T>::n;
     extern __shared__ float sh[]; // (2C): dweight, dbias partial sums of this block
     bool wants_w = dweight != nullptr;
@@ -154,7 +154,7 @@ __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias,
 #pragma unroll
         for (int j = 0; j < V; j++) aw[k][j] = ab[k][j] = 0.0f;
     for (int row = blockIdx.x * warps + threadIdx.x / 32; row < N; row += gridDim.x * warps) {
-        const T *d = dout + (long)row * C, *x = inp + (long)row * C;
+        const T *d = dout + (long)row * ldd, *x = inp + (long)row * C;
         float m = mean[row], s = rstd[row];
         Vec<T> dv[CH], xv[CH];
         float dm = 0.0f, dmx = 0.0f;
@@ -210,12 +210,13 @@ __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias,
 }
 template <typename T>
 void layernorm_backward(T *dinp, float *dweight, float *dbias, const T *dout, const T *inp, const T *weight,
-                        const float *mean, const float *rstd, int N, int C, int accumulate, int num_sms, cudaStream_t st) {
+                        const float *mean, const float *rstd, int N, int C, int accumulate, int num_sms, cudaStream_t st,
+                        long ldd = 0) {
     int blocks = ceil_div(N, 8);
     if (dweight && blocks > 2 * num_sms) blocks = 2 * num_sms; // fewer blocks: fewer global atomics
     size_t smem = dweight ? 2 * C * sizeof(float) : 0;
     int ch = ceil_div(C, 32 * Vec<T>::n);
-#define LN_BWD(CH) layernorm_backward_kernel<T, CH><<<blocks, 256, smem, st>>>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, accumulate)
+#define LN_BWD(CH) layernorm_backward_kernel<T, CH><<<blocks, 256, smem, st>>>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, accumulate, ldd ? ldd : C)
     if (ch <= 1) LN_BWD(1);
     else if (ch <= 2) LN_BWD(2);
     else if (ch <= 3) LN_BWD(3);
@@ -262,15 +263,17 @@ template <typename T> __global__ void gelu_forward_kernel(T *out, const T *inp, 
         store_vec(out + row * ldo + c, y);
     }
 }
-// dinp = gelu'(inp) * dout (dinp may be dout: in place)
-template <typename T> __global__ void gelu_backward_kernel(T *dinp, const T *inp, const T *dout, long n) {
+// dinp (rows, O; row stride ld) = gelu'(inp (rows, O)) * dout (row stride ld); dinp may be dout (in place)
+template <typename T> __global__ void gelu_backward_kernel(T *dinp, const T *inp, const T *dout, long rows, int O, long ld) {
     constexpr int V = Vec<T>::n;
-    long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) * V;
-    if (i >= n) return;
-    Vec<T> x = load_vec(inp + i), d = load_vec(dout + i), y;
+    int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (c >= O) return;
+    for (long row = blockIdx.y; row < rows; row += gridDim.y) {
+        Vec<T> x = load_vec(inp + row * O + c), d = load_vec(dout + row * ld + c), y;
 #pragma unroll
-    for (int k = 0; k < V; k++) y.v[k] = from_f<T>(gelu_grad_f<T>(to_f(x.v[k])) * to_f(d.v[k]));
-    store_vec(dinp + i, y);
+        for (int k = 0; k < V; k++) y.v[k] = from_f<T>(gelu_grad_f<T>(to_f(x.v[k])) * to_f(d.v[k]));
+        store_vec(dinp + row * ld + c, y);
+    }
 }
 // out (rows, O; row stride ldo) = gelu(inp (rows, O))
 template <typename T> void gelu_forward(T *out, const T *inp, long rows, int O, long ldo, cudaStream_t st) {
@@ -278,19 +281,21 @@ template <typename T> void gelu_forward(T *out, const T *inp, long rows, int O, 
     gelu_forward_kernel<<<grid, 128, 0, st>>>(out, inp, rows, O, ldo);
     CUDA_LAUNCH_CHECK();
 }
-template <typename T> void gelu_backward(T *dinp, const T *inp, const T *dout, long n, cudaStream_t st) {
-    gelu_backward_kernel<<<ceil_div(n / Vec<T>::n, 256), 256, 0, st>>>(dinp, inp, dout, n);
+template <typename T> void gelu_backward(T *dinp, const T *inp, const T *dout, long rows, int O, long ld, cudaStream_t st) {
+    dim3 grid(ceil_div(O / Vec<T>::n, 128), (unsigned)std::min(rows, 65535L));
+    gelu_backward_kernel<<<grid, 128, 0, st>>>(dinp, inp, dout, rows, O, ld);
     CUDA_LAUNCH_CHECK();
 }
 
 // The GELU backward fused with the adapter's input-gradient term of the product after it:
-// dinp (N,O) = gelu'(inp) * (dout + du A), du (N,r) in T, A (r,O) row-major in fp32 (the master copy:
-// no conversions in the inner loop); dinp may be dout (in place). One thread: GBR rows of one 16-byte
+// dinp (N,O) = gelu'(inp) * (dout + us du A), du (N,r; row stride ldu) in T, A (r,O) row-major in fp32 (the
+// master copy: no conversions in the inner loop); dinp and dout have row stride ld and may be the same
+// (in place); inp is contiguous. One thread: GBR rows of one 16-byte
 // chunk of columns, so each row of A read serves GBR rows; grid x over chunks, y over row groups.
 #define GBR 4
 template <typename T>
 __global__ void gelu_backward_lowrank_kernel(T *dinp, const T *inp, const T *dout, const T *du, const float *A, int r, int N,
-                                             int O) {
+                                             int O, long ld, long ldu, float us, bool vec_du) {
     constexpr int V = Vec<T>::n;
     int c = (blockIdx.x * blockDim.x + threadIdx.x) * V;
     if (c >= O) return;
@@ -303,30 +308,44 @@ __global__ void gelu_backward_lowrank_kernel(T *dinp, const T *inp, const T *dou
 #pragma unroll
         for (int h = 0; h < GBR; h++) {
             long n = n0 + h < N ? n0 + h : N - 1; // rows past the end: computed, not stored
-            ur[h] = du + n * r;
+            ur[h] = du + n * ldu;
             xs[h] = load_vec(inp + n * O + c);
-            Vec<T> d = load_vec(dout + n * O + c);
+            Vec<T> d = load_vec(dout + n * ld + c);
 #pragma unroll
             for (int j = 0; j < V; j++) acc[h][j] = to_f(d.v[j]);
         }
-        for (int k = 0; k < r; k++) {
-            float a[V];
-#pragma unroll
-            for (int q = 0; q < V / 4; q++) {
-                float4 f = *reinterpret_cast<const float4 *>(A + (long)k * O + c + 4 * q);
-                a[4 * q] = f.x; a[4 * q + 1] = f.y; a[4 * q + 2] = f.z; a[4 * q + 3] = f.w;
-            }
+        for (int k0 = 0; k0 < r; k0 += V) { // V entries of each du row at a time (one 16-byte load when aligned)
+            float w[GBR][V];
 #pragma unroll
             for (int h = 0; h < GBR; h++) {
-                float w = to_f(ur[h][k]);
+                if (vec_du) {
+                    Vec<T> d = load_vec(ur[h] + k0);
 #pragma unroll
-                for (int j = 0; j < V; j++) acc[h][j] += w * a[j];
+                    for (int j = 0; j < V; j++) w[h][j] = us * to_f(d.v[j]);
+                } else {
+#pragma unroll
+                    for (int j = 0; j < V; j++) w[h][j] = k0 + j < r ? us * to_f(ur[h][k0 + j]) : 0.0f;
+                }
+            }
+#pragma unroll
+            for (int kk = 0; kk < V; kk++) {
+                if (k0 + kk >= r) break;
+                float a[V];
+#pragma unroll
+                for (int q = 0; q < V / 4; q++) {
+                    float4 f = *reinterpret_cast<const float4 *>(A + (long)(k0 + kk) * O + c + 4 * q);
+                    a[4 * q] = f.x; a[4 * q + 1] = f.y; a[4 * q + 2] = f.z; a[4 * q + 3] = f.w;
+                }
+#pragma unroll
+                for (int h = 0; h < GBR; h++)
+#pragma unroll
+                    for (int j = 0; j < V; j++) acc[h][j] += w[h][kk] * a[j];
             }
         }
 #pragma unroll
         for (int h = 0; h < GBR; h++) {
             if (n0 + h >= N) break;
-            long off = (n0 + h) * O + c;
+            long off = (n0 + h) * ld + c;
             Vec<T> y;
 #pragma unroll
             for (int j = 0; j < V; j++) // the sum rounded to T first, as the unfused path stores dout + du A
@@ -337,10 +356,13 @@ __global__ void gelu_backward_lowrank_kernel(T *dinp, const T *inp, const T *dou
 }
 // A must be 16-byte aligned (O % 4 == 0)
 template <typename T>
-void gelu_backward_lowrank(T *dinp, const T *inp, const T *dout, const T *du, const float *A, int r, int N, int O, cudaStream_t st) {
+void gelu_backward_lowrank(T *dinp, const T *inp, const T *dout, const T *du, const float *A, int r, int N, int O, long ld,
+                           long ldu, float us, cudaStream_t st) {
     long groups = (N + GBR - 1) / GBR;
     dim3 grid(ceil_div(O / Vec<T>::n, 128), (unsigned)std::min(groups, 65535L));
-    gelu_backward_lowrank_kernel<<<grid, 128, 0, st>>>(dinp, inp, dout, du, A, r, N, O);
+    constexpr int V = Vec<T>::n;
+    bool vec_du = r % V == 0 && ldu % V == 0 && (uintptr_t)du % 16 == 0; // whole 16-byte loads of each du row
+    gelu_backward_lowrank_kernel<<<grid, 128, 0, st>>>(dinp, inp, dout, du, A, r, N, O, ld, ldu, us, vec_du);
     CUDA_LAUNCH_CHECK();
 }
 
