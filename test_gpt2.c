@@ -280,7 +280,11 @@ static float max_diff_ff(const float *a, const float *b, size_t n) {
     return m;
 }
 START_TEST(test_fast_layers_vs_reference) {
-    int shapes[][4] = {{1, 1, 8, 1}, {1, 7, 12, 3}, {3, 5, 20, 4}, {2, 17, 33, 3}, {1, 64, 64, 4}}; // B, T, C, NH
+    // B, T, C, NH; attention's fast version works in blocks of ATT_RB = 48 query rows: T = 1, 48,
+    // 49, 130 cross none, one or two block edges; head sizes 1, 4, 5, 11, 16, 20, 32, 64 cross or miss
+    // the microkernels' tile widths (8, 16, 32)
+    int shapes[][4] = {{1, 1, 8, 1}, {1, 7, 12, 3}, {3, 5, 20, 4}, {2, 17, 33, 3}, {1, 64, 64, 4},
+                       {1, 48, 64, 1}, {2, 49, 40, 2}, {1, 130, 60, 3}, {2, 130, 96, 3}, {1, 97, 128, 2}};
     for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
         int B = shapes[k][0], T = shapes[k][1], C = shapes[k][2], NH = shapes[k][3], N = B * T, V = 2 * C + 3, Vp = V + 5;
         size_t att = (size_t)B * NH * T * T;
@@ -301,16 +305,27 @@ START_TEST(test_fast_layers_vs_reference) {
         ck_assert_float_le(max_diff_ff(o1, o2, (size_t)N * C), 1e-5f);
         ck_assert_float_le(max_diff_ff(dw1, dw2, C), 1e-5f);
         ck_assert_float_le(max_diff_ff(db1, db2, C), 1e-5f);
-        // attention forward/backward
+        // attention forward/backward, on every gemm instruction set this machine has (its products
+        // run on kernels/gemm.h's microkernels)
         float *qkv = frand((size_t)N * 3 * C, 2), *p1 = calloc(att, 4), *a1 = calloc(att, 4), *p2 = calloc(att, 4), *a2 = calloc(att, 4);
-        attention_forward(o1, p1, a1, qkv, B, T, C, NH); attention_forward_fast(o2, p2, a2, qkv, B, T, C, NH);
-        ck_assert_float_le(max_diff_ff(o1, o2, (size_t)N * C), 1e-5f);
-        ck_assert_float_le(max_diff_ff(a1, a2, att), 1e-6f);
-        float *g1 = calloc(N * 3 * C, 4), *g2 = calloc(N * 3 * C, 4);
-        float *s1 = calloc(att, 4), *s2 = calloc(att, 4); // dpreatt, datt scratch (p1, p2 reused)
-        attention_backward(g1, p1, s1, d, qkv, a1, B, T, C, NH); attention_backward_fast(g2, p2, s2, d, qkv, a1, B, T, C, NH);
-        free(s1); free(s2);
-        ck_assert_float_le(max_diff_ff(g1, g2, (size_t)N * 3 * C), 1e-5f);
+        float *g1 = calloc(N * 3 * C, 4), *g2 = calloc(N * 3 * C, 4), *a1c = malloc(4 * att);
+        float *s1 = calloc(att, 4), *s2 = calloc(att, 4); // dpreatt, datt scratch (p1 reused)
+        attention_forward(o1, p1, a1, qkv, B, T, C, NH);
+        memcpy(a1c, a1, 4 * att);
+        attention_backward(g1, p1, s1, d, qkv, a1, B, T, C, NH);
+        static const char *isas[] = {"avx512", "avx2", "generic"};
+        for (int is = 0; is < 3; is++) {
+            if (!gemm_isa_supported(isas[is])) continue;
+            setenv("GEMM_ISA", isas[is], 1);
+            memset(o2, 0, 4 * N * C); memset(a2, 0, 4 * att); memset(g2, 0, 4 * N * 3 * C);
+            attention_forward_fast(o2, p2, a2, qkv, B, T, C, NH);
+            ck_assert_msg(max_diff_ff(o1, o2, (size_t)N * C) <= 1e-5f, "attention out, %s, B=%d T=%d C=%d NH=%d", isas[is], B, T, C, NH);
+            ck_assert_msg(max_diff_ff(a1, a2, att) <= 1e-6f, "attention att, %s, B=%d T=%d C=%d NH=%d", isas[is], B, T, C, NH);
+            attention_backward_fast(g2, p2, s2, d, qkv, a1c, B, T, C, NH);
+            ck_assert_msg(max_diff_ff(g1, g2, (size_t)N * 3 * C) <= 1e-5f, "attention dinp, %s, B=%d T=%d C=%d NH=%d", isas[is], B, T, C, NH);
+        }
+        unsetenv("GEMM_ISA");
+        free(s1); free(s2); free(a1c);
         // softmax + cross-entropy
         float *lg = frand((size_t)N * Vp, 5), *pr1 = calloc(N * Vp, 4), *pr2 = calloc(N * Vp, 4), *l1 = calloc(N, 4), *l2 = calloc(N, 4);
         int *tg = malloc(sizeof(int) * N);

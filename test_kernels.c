@@ -13,7 +13,8 @@
  * stays below 0.01 for K <= 257 (and below 0.15 at the largest K used here). On top of that:
  * integer-valued data, where every partial sum is exact in fp32, must match bit for bit;
  * the padding between rows is NaN in A and B (reading it would show) and a sentinel in C
- * (writing it would show).
+ * (writing it would show). gemm_serial (one thread, the caller's workspace) must give gemm's
+ * bits on every case.
  */
 #include <check.h>
 #include <float.h>
@@ -87,6 +88,17 @@ static int check_case(char ta, char tb, int M, int N, int K, float alpha, float 
                 }
             }
         fails += bad > 0;
+        // gemm_serial (one thread, caller's workspace) gives gemm's bits, padding untouched
+        float *S = malloc((size_t)M * ldc * sizeof(float));
+        float *work = aligned_alloc(64, (gemm_serial_work(N, K) * sizeof(float) + 63) / 64 * 64);
+        memcpy(S, C0, (size_t)M * ldc * sizeof(float));
+        gemm_serial(gemm_select(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, S, ldc, work);
+        if (memcmp(S, C, (size_t)M * ldc * sizeof(float)) != 0) {
+            fprintf(stderr, "FAIL isa %s %c%c M=%d N=%d K=%d alpha=%g beta=%g: gemm_serial differs from gemm\n",
+                    ISAS[t], ta, tb, M, N, K, alpha, beta);
+            fails++;
+        }
+        free(S), free(work);
     }
     unsetenv("GEMM_ISA");
     free(A), free(B), free(C0), free(R), free(C), free(tol);

@@ -24,6 +24,7 @@ state, and the backward pass stops below the lowest adapted layer.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +61,25 @@ static int g_use_ref_kernels = 0; // --ref-kernels: the plain loops, for compari
 
 // the other layers: the fast versions (kernels/fast.h) unless --ref-kernels
 #define FAST_OR_REF(name, ...) (g_use_ref_kernels ? name(__VA_ARGS__) : name##_fast(__VA_ARGS__))
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// CPU_PROFILE=1 in the environment: the training steps after the first are timed by category
+// (every kernel is its own OpenMP region, so a wall-clock bracket around a call is its cost) and
+// the milliseconds per step are printed after training. Off: one predictable branch per call.
+enum { PC_ZERO, PC_EMBED, PC_LN, PC_MATMUL, PC_WGRAD, PC_LMHEAD, PC_LORA, PC_ATT_FWD, PC_ATT_BWD, PC_GELU,
+       PC_RESID, PC_CE, PC_OPT, PC_NCAT };
+static const char *prof_names[PC_NCAT] = {"zero gradients", "embedding", "layernorm", "matmul: forward + input grads",
+                                          "matmul: weight + bias grads", "LM head (forward + input grad)", "adapter (LoRA path)",
+                                          "attention forward", "attention backward", "GELU", "residual",
+                                          "softmax + cross-entropy", "grad norm + AdamW"};
+static int g_prof_on = 0;           // timing the current step
+static double g_prof_s[PC_NCAT];    // seconds per category, summed over the profiled steps
+#define PROF(cat, ...) do { double t0_ = g_prof_on ? now_s() : 0; __VA_ARGS__; if (g_prof_on) g_prof_s[cat] += now_s() - t0_; } while (0)
 
 // out (N,OC) = inp (N,C) @ weight^T (OC,C) + bias (OC)
 static void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC) {
@@ -110,13 +130,17 @@ static void die(const char *fmt, ...) {
 static void *xcalloc(size_t n, size_t size, const char *what) {
     void *p = calloc(n ? n : 1, size);
     if (!p) die("out of memory allocating %s (%zu bytes)", what, n * size);
+#ifdef MADV_HUGEPAGE
+    // Large buffers (parameters, activations, their gradients) in 2 MiB pages where the kernel
+    // allows it (transparent_hugepage=madvise): fewer TLB misses and page faults. calloc's large
+    // blocks are fresh mappings, not yet touched, so the advice applies from the first fault.
+    size_t bytes = n * size, hp = (size_t)2 << 20;
+    if (bytes >= 2 * hp) {
+        uintptr_t lo = ((uintptr_t)p + hp - 1) & ~(uintptr_t)(hp - 1), hi = ((uintptr_t)p + bytes) & ~(uintptr_t)(hp - 1);
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    }
+#endif
     return p;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 // Writes `nchunks` buffers to path atomically: path.tmp, flush, fsync, rename. A failure (disk
@@ -476,16 +500,17 @@ static void gpt2_free(GPT2 *m) {
 // y = x W^T + b (+ the adapter's s·B A drop(x) when slot (l,t) is adapted)
 static void linear_forward(GPT2 *m, int l, int t, float *out, const float *inp, const float *W, const float *b,
                            int N, int C, int OC) {
-    matmul_forward(out, inp, W, b, N, C, OC);
-    if (m->adapter) adapter_forward(m->adapter, l, t, out, inp, N);
+    PROF(PC_MATMUL, matmul_forward(out, inp, W, b, N, C, OC));
+    if (m->adapter) PROF(PC_LORA, adapter_forward(m->adapter, l, t, out, inp, N));
 }
 
 // The backward of linear_forward. Base weight gradients only when the base trains; the input
 // gradient only when something below needs it (dinp NULL otherwise).
 static void linear_backward(GPT2 *m, int l, int t, float *dinp, float *dW, float *db, const float *dout,
                             const float *inp, const float *W, int N, int C, int OC) {
-    if (dinp || dW || db) matmul_backward(dinp, dW, db, dout, inp, W, N, C, OC);
-    if (m->adapter) adapter_backward(m->adapter, l, t, dinp, dout, inp, N);
+    if (dinp) PROF(PC_MATMUL, matmul_backward(dinp, NULL, NULL, dout, inp, W, N, C, OC));
+    if (dW || db) PROF(PC_WGRAD, matmul_backward(NULL, dW, db, dout, inp, W, N, C, OC));
+    if (m->adapter) PROF(PC_LORA, adapter_backward(m->adapter, l, t, dinp, dout, inp, N));
 }
 
 // Forward pass. inputs, targets are (B,T); targets may be NULL (no loss). mask (B,T) may be NULL:
@@ -506,28 +531,28 @@ static void gpt2_forward(GPT2 *m, const int *inputs, const int *targets, const u
     ParameterTensors p = m->params;
     ActivationTensors a = m->acts;
     int N = B * T;
-    encoder_forward(a.encoded, inputs, p.wte, p.wpe, B, T, C);
+    PROF(PC_EMBED, encoder_forward(a.encoded, inputs, p.wte, p.wpe, B, T, C));
     for (int l = 0; l < L; l++) {
         float *residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * N * C;
         size_t o1 = (size_t)l * N * C, o3 = (size_t)l * N * 3 * C, o4 = (size_t)l * N * 4 * C, ob = (size_t)l * N;
         size_t oa = (size_t)l * B * NH * T * T;
-        FAST_OR_REF(layernorm_forward, a.ln1 + o1, a.ln1_mean + ob, a.ln1_rstd + ob, residual, p.ln1w + l * C, p.ln1b + l * C, N, C);
+        PROF(PC_LN, FAST_OR_REF(layernorm_forward, a.ln1 + o1, a.ln1_mean + ob, a.ln1_rstd + ob, residual, p.ln1w + l * C, p.ln1b + l * C, N, C));
         linear_forward(m, l, T_QKV, a.qkv + o3, a.ln1 + o1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, N, C, 3 * C);
-        FAST_OR_REF(attention_forward, a.atty + o1, a.preatt + oa, a.att + oa, a.qkv + o3, B, T, C, NH);
+        PROF(PC_ATT_FWD, FAST_OR_REF(attention_forward, a.atty + o1, a.preatt + oa, a.att + oa, a.qkv + o3, B, T, C, NH));
         linear_forward(m, l, T_ATTPROJ, a.attproj + o1, a.atty + o1, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, N, C, C);
-        residual_forward(a.residual2 + o1, residual, a.attproj + o1, (size_t)N * C);
-        FAST_OR_REF(layernorm_forward, a.ln2 + o1, a.ln2_mean + ob, a.ln2_rstd + ob, a.residual2 + o1, p.ln2w + l * C, p.ln2b + l * C, N, C);
+        PROF(PC_RESID, residual_forward(a.residual2 + o1, residual, a.attproj + o1, (size_t)N * C));
+        PROF(PC_LN, FAST_OR_REF(layernorm_forward, a.ln2 + o1, a.ln2_mean + ob, a.ln2_rstd + ob, a.residual2 + o1, p.ln2w + l * C, p.ln2b + l * C, N, C));
         linear_forward(m, l, T_FC, a.fch + o4, a.ln2 + o1, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, N, C, 4 * C);
-        FAST_OR_REF(gelu_forward, a.fch_gelu + o4, a.fch + o4, (size_t)N * 4 * C);
+        PROF(PC_GELU, FAST_OR_REF(gelu_forward, a.fch_gelu + o4, a.fch + o4, (size_t)N * 4 * C));
         linear_forward(m, l, T_FCPROJ, a.fcproj + o1, a.fch_gelu + o4, p.fcprojw + (size_t)l * 4 * C * C, p.fcprojb + l * C, N, 4 * C, C);
-        residual_forward(a.residual3 + o1, a.residual2 + o1, a.fcproj + o1, (size_t)N * C);
+        PROF(PC_RESID, residual_forward(a.residual3 + o1, a.residual2 + o1, a.fcproj + o1, (size_t)N * C));
     }
     float *residual = a.residual3 + (size_t)(L - 1) * N * C;
-    FAST_OR_REF(layernorm_forward, a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, N, C);
-    matmul_forward(a.logits, a.lnf, p.wte, NULL, N, C, Vp); // LM head tied to wte
+    PROF(PC_LN, FAST_OR_REF(layernorm_forward, a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, N, C));
+    PROF(PC_LMHEAD, matmul_forward(a.logits, a.lnf, p.wte, NULL, N, C, Vp)); // LM head tied to wte
     m->mean_loss = -1.0f;
     if (!targets) return;
-    FAST_OR_REF(softmax_crossentropy_forward, a.losses, a.probs, a.logits, targets, N, V, Vp);
+    PROF(PC_CE, FAST_OR_REF(softmax_crossentropy_forward, a.losses, a.probs, a.logits, targets, N, V, Vp));
     double sum = 0;
     long count = 0;
     for (int i = 0; i < N; i++) if (!mask || mask[i]) { sum += a.losses[i]; count++; }
@@ -551,11 +576,12 @@ static void gpt2_backward(GPT2 *m, const uint8_t *mask, float scale) {
     ActivationTensors a = m->acts, ga = m->grads_acts;
     int lo = m->lowest_trainable; // gradients are needed at and above this position only
     for (int i = 0; i < N; i++) m->dlosses[i] = (!mask || mask[i]) ? scale : 0.0f;
-    FAST_OR_REF(softmax_crossentropy_backward, ga.logits, m->dlosses, a.probs, m->targets, N, V, Vp);
-    matmul_backward(ga.lnf, full ? g.wte : NULL, NULL, ga.logits, a.lnf, p.wte, N, C, Vp);
+    PROF(PC_CE, FAST_OR_REF(softmax_crossentropy_backward, ga.logits, m->dlosses, a.probs, m->targets, N, V, Vp));
+    PROF(PC_LMHEAD, matmul_backward(ga.lnf, NULL, NULL, ga.logits, a.lnf, p.wte, N, C, Vp));
+    if (full) PROF(PC_WGRAD, matmul_backward(NULL, g.wte, NULL, ga.logits, a.lnf, p.wte, N, C, Vp));
     float *residual = a.residual3 + (size_t)(L - 1) * N * C;
     float *dresidual = ga.residual3 + (size_t)(L - 1) * N * C;
-    FAST_OR_REF(layernorm_backward, dresidual, full ? g.lnfw : NULL, full ? g.lnfb : NULL, ga.lnf, residual, p.lnfw, a.lnf_mean, a.lnf_rstd, N, C);
+    PROF(PC_LN, FAST_OR_REF(layernorm_backward, dresidual, full ? g.lnfw : NULL, full ? g.lnfb : NULL, ga.lnf, residual, p.lnfw, a.lnf_mean, a.lnf_rstd, N, C));
     for (int l = L - 1; l >= 0 && lo < 4 * l + 4; l--) {
         residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * N * C;
         dresidual = l == 0 ? ga.encoded : ga.residual3 + (size_t)(l - 1) * N * C;
@@ -563,32 +589,32 @@ static void gpt2_backward(GPT2 *m, const uint8_t *mask, float scale) {
         size_t oa = (size_t)l * B * NH * T * T;
         int p0 = 4 * l; // positions of qkv, attn_proj, fc, fc_proj: p0 .. p0+3
         // fc_proj and the residual around the MLP
-        residual_backward(ga.residual2 + o1, ga.fcproj + o1, ga.residual3 + o1, (size_t)N * C);
+        PROF(PC_RESID, residual_backward(ga.residual2 + o1, ga.fcproj + o1, ga.residual3 + o1, (size_t)N * C));
         linear_backward(m, l, T_FCPROJ, lo < p0 + 3 ? ga.fch_gelu + o4 : NULL, full ? g.fcprojw + (size_t)l * 4 * C * C : NULL,
                         full ? g.fcprojb + l * C : NULL, ga.fcproj + o1, a.fch_gelu + o4, p.fcprojw + (size_t)l * 4 * C * C, N, 4 * C, C);
         if (lo <= p0 + 2) {
-            FAST_OR_REF(gelu_backward, ga.fch + o4, a.fch + o4, ga.fch_gelu + o4, (size_t)N * 4 * C);
+            PROF(PC_GELU, FAST_OR_REF(gelu_backward, ga.fch + o4, a.fch + o4, ga.fch_gelu + o4, (size_t)N * 4 * C));
             linear_backward(m, l, T_FC, lo < p0 + 2 ? ga.ln2 + o1 : NULL, full ? g.fcw + (size_t)l * 4 * C * C : NULL,
                             full ? g.fcb + l * 4 * C : NULL, ga.fch + o4, a.ln2 + o1, p.fcw + (size_t)l * 4 * C * C, N, C, 4 * C);
         }
         if (lo < p0 + 2)
-            FAST_OR_REF(layernorm_backward, ga.residual2 + o1, full ? g.ln2w + l * C : NULL, full ? g.ln2b + l * C : NULL, ga.ln2 + o1,
-                               a.residual2 + o1, p.ln2w + l * C, a.ln2_mean + ob, a.ln2_rstd + ob, N, C);
+            PROF(PC_LN, FAST_OR_REF(layernorm_backward, ga.residual2 + o1, full ? g.ln2w + l * C : NULL, full ? g.ln2b + l * C : NULL,
+                                    ga.ln2 + o1, a.residual2 + o1, p.ln2w + l * C, a.ln2_mean + ob, a.ln2_rstd + ob, N, C));
         if (lo > p0 + 1) break; // nothing trainable below the MLP of this layer
         // attn_proj and the residual around attention
-        residual_backward(dresidual, ga.attproj + o1, ga.residual2 + o1, (size_t)N * C);
+        PROF(PC_RESID, residual_backward(dresidual, ga.attproj + o1, ga.residual2 + o1, (size_t)N * C));
         linear_backward(m, l, T_ATTPROJ, lo < p0 + 1 ? ga.atty + o1 : NULL, full ? g.attprojw + (size_t)l * C * C : NULL,
                         full ? g.attprojb + l * C : NULL, ga.attproj + o1, a.atty + o1, p.attprojw + (size_t)l * C * C, N, C, C);
         if (lo <= p0) {
-            FAST_OR_REF(attention_backward, ga.qkv + o3, ga.preatt + oa, ga.att + oa, ga.atty + o1, a.qkv + o3, a.att + oa, B, T, C, NH);
+            PROF(PC_ATT_BWD, FAST_OR_REF(attention_backward, ga.qkv + o3, ga.preatt + oa, ga.att + oa, ga.atty + o1, a.qkv + o3, a.att + oa, B, T, C, NH));
             linear_backward(m, l, T_QKV, lo < p0 ? ga.ln1 + o1 : NULL, full ? g.qkvw + (size_t)l * 3 * C * C : NULL,
                             full ? g.qkvb + l * 3 * C : NULL, ga.qkv + o3, a.ln1 + o1, p.qkvw + (size_t)l * 3 * C * C, N, C, 3 * C);
         }
         if (lo < p0)
-            FAST_OR_REF(layernorm_backward, dresidual, full ? g.ln1w + l * C : NULL, full ? g.ln1b + l * C : NULL, ga.ln1 + o1,
-                               residual, p.ln1w + l * C, a.ln1_mean + ob, a.ln1_rstd + ob, N, C);
+            PROF(PC_LN, FAST_OR_REF(layernorm_backward, dresidual, full ? g.ln1w + l * C : NULL, full ? g.ln1b + l * C : NULL,
+                                    ga.ln1 + o1, residual, p.ln1w + l * C, a.ln1_mean + ob, a.ln1_rstd + ob, N, C));
     }
-    if (full) { encoder_backward(g.wte, g.wpe, ga.encoded, m->inputs, B, T, C); g_base_weight_grad_calls++; }
+    if (full) { PROF(PC_EMBED, encoder_backward(g.wte, g.wpe, ga.encoded, m->inputs, B, T, C)); g_base_weight_grad_calls++; }
 }
 
 // ----------------------------------------------------------------------------
@@ -1309,6 +1335,9 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
 #else
     int nthreads = 1;
 #endif
+    const char *prof_env = getenv("CPU_PROFILE");
+    int prof = prof_env && *prof_env && strcmp(prof_env, "0") != 0;
+    memset(g_prof_s, 0, sizeof(g_prof_s));
     g_use_ref_kernels = cfg->ref_kernels;
     AdapterKind kind = (AdapterKind)name_index(cfg->adapter, adapter_kind_names, 4);
     char cmdline[2048] = "";
@@ -1548,7 +1577,8 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
                 for (size_t i = 0; i < bt; i++) count += train.mask[i];
             }
             pos.epoch = train.epoch; pos.shard = train.shard_idx; pos.row = train.row_idx;
-            gpt2_zero_grad(&model);
+            g_prof_on = prof && lstep > 0;
+            PROF(PC_ZERO, gpt2_zero_grad(&model));
             double loss_sum = 0;
             for (int k = 0; k < grad_accum && count > 0; k++) {
                 gpt2_forward(&model, binp + k * bt, btgt + k * bt, bmask + k * bt, B, T);
@@ -1559,6 +1589,7 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
                 gpt2_backward(&model, bmask + k * bt, 1.0f / (float)count);
             }
             float loss = count > 0 ? (float)(loss_sum / count) : NAN;
+            double t_opt = now_s();
             float norm = adamw_grad_norm(&opt);
             int plora_stage_sched = kind == ADAPTER_PLORA && strcmp(cfg->plora_schedule, "stage") == 0;
             int sched_step = plora_stage_sched ? lstep % cfg->plora_every : lstep;
@@ -1579,6 +1610,8 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
                 if (cfg->grad_clip > 0) { float coef = cfg->grad_clip / (norm + 1e-6f); if (coef < 1.0f) gscale = coef; }
                 adamw_step(&opt, lr, cfg->weight_decay, gscale);
             }
+            if (g_prof_on) g_prof_s[PC_OPT] += now_s() - t_opt;
+            g_prof_on = 0;
             // PLoRA: the end of a stage
             if (kind == ADAPTER_PLORA && (lstep + 1) % cfg->plora_every == 0 && !last) {
                 plora_unload(ad, gpt2_slot_weight, &model, cfg->plora_momentum);
@@ -1630,6 +1663,15 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
     if (csv) fclose(csv);
     if (timed_steps) printf("average step %.1f ms, %.0f tok/s\n", 1000 * train_time / timed_steps,
                             (double)bt * grad_accum * timed_steps / train_time);
+    if (prof && timed_steps) {
+        double sum = 0;
+        for (int i = 0; i < PC_NCAT; i++) sum += g_prof_s[i];
+        printf("CPU profile (CPU_PROFILE): ms per step over %d steps (%d threads)\n", timed_steps, nthreads);
+        for (int i = 0; i < PC_NCAT; i++)
+            printf("  %-34s %9.3f ms  %5.1f%%\n", prof_names[i], 1000 * g_prof_s[i] / timed_steps, 100 * g_prof_s[i] / train_time);
+        printf("  %-34s %9.3f ms  %5.1f%%\n", "rest (data, checks, loss, sync)", 1000 * (train_time - sum) / timed_steps,
+               100 * (train_time - sum) / train_time);
+    }
     if (cfg->gen_len > 0 && cfg->sample_every > 0 && !stopped)
         print_sample(&model, &tok, cfg->gen_len, cfg->temperature, &pos.sample_rng, &merged_scratch);
 

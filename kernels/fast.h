@@ -16,7 +16,11 @@ awkward shapes (T = 1, B = 1, sizes that are not multiples of the vector width).
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "gemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__) && !defined(NO_TARGET_CLONES)
 #define FAST_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -116,45 +120,63 @@ static void layernorm_backward_fast(float *dinp, float *dweight, float *dbias, c
     }
 }
 
-// causal attention, as attention_forward in kernels/layers.h
+// Causal attention, as attention_forward/backward in kernels/layers.h, as small matrix products
+// per (batch, head) on kernels/gemm.h's microkernels (gemm_serial: one thread each, the loop over
+// (b,h) is the parallel one). The scores are computed in blocks of ATT_RB query rows, each against
+// the keys up to the block's last row, so the causal upper triangle costs at most one block:
+//   forward   pre[rows, :r1] = scale q[rows] k[:r1]^T;  att = softmax over t2 <= t (0 above);
+//             out[rows] = att[rows, :r1] v[:r1]
+//   backward  datt[rows, :r1] = dout[rows] v[:r1]^T;  dpre = att (datt - sum_t2 att datt) (0 above);
+//             dq[rows] += scale dpre[rows, :r1] k[:r1];  for key blocks [j0,j1):
+//             dk[j0:j1] += scale dpre[j0:, j0:j1]^T q[j0:];  dv[j0:j1] += att[j0:, j0:j1]^T dout[j0:]
+// (the backward relies on att being 0 above the diagonal, as both forwards leave it). preatt's
+// upper triangle holds scores of masked pairs, unused as in the reference.
+enum { ATT_RB = 48 }; // a multiple of every microkernel's row count (12, 6, 4); 24..72 measure alike
+
+static float *att_work(int T, int hs) {
+    int n = T > hs ? T : hs;
+    size_t bytes = (gemm_serial_work(n, n) * sizeof(float) + 63) / 64 * 64;
+    float *w = aligned_alloc(64, bytes);
+    if (!w) { fprintf(stderr, "attention: out of memory (%zu bytes)\n", bytes); exit(EXIT_FAILURE); }
+    return w;
+}
+
 FAST_CLONES
 static void attention_forward_fast(float *out, float *preatt, float *att, const float *inp, int B, int T, int C, int NH) {
     int C3 = 3 * C, hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(3) schedule(static)
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
+    const gemm_impl *im = gemm_select();
+#pragma omp parallel
+    {
+        float *work = att_work(T, hs);
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
-                const float *q = inp + ((size_t)b * T + t) * C3 + h * hs;
-                float *pre = preatt + (((size_t)b * NH + h) * T + t) * T;
-                float *a = att + (((size_t)b * NH + h) * T + t) * T;
-                float maxv = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = inp + ((size_t)b * T + t2) * C3 + h * hs + C;
-                    float v = 0;
-#pragma omp simd reduction(+ : v)
-                    for (int i = 0; i < hs; i++) v += q[i] * k[i];
-                    v *= scale;
-                    pre[t2] = v;
-                    maxv = v > maxv ? v : maxv;
-                }
-                float sum = 0;
+                const float *q = inp + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+                float *pre = preatt + ((size_t)b * NH + h) * T * T, *a = att + ((size_t)b * NH + h) * T * T;
+                float *o = out + (size_t)b * T * C + h * hs;
+                for (int r0 = 0; r0 < T; r0 += ATT_RB) {
+                    int r1 = r0 + ATT_RB < T ? r0 + ATT_RB : T;
+                    gemm_serial(im, 'N', 'T', r1 - r0, r1, hs, scale, q + (size_t)r0 * C3, C3, k, C3, 0.0f, pre + (size_t)r0 * T, T, work);
+                    for (int t = r0; t < r1; t++) {
+                        const float *p = pre + (size_t)t * T;
+                        float *ar = a + (size_t)t * T;
+                        float maxv = -INFINITY;
+#pragma omp simd reduction(max : maxv)
+                        for (int t2 = 0; t2 <= t; t2++) maxv = p[t2] > maxv ? p[t2] : maxv;
+                        float sum = 0;
 #pragma omp simd reduction(+ : sum)
-                for (int t2 = 0; t2 <= t; t2++) { float e = fast_expf(pre[t2] - maxv); a[t2] = e; sum += e; }
-                float inv = 1.0f / sum;
+                        for (int t2 = 0; t2 <= t; t2++) { float e = fast_expf(p[t2] - maxv); ar[t2] = e; sum += e; }
+                        float inv = 1.0f / sum;
 #pragma omp simd
-                for (int t2 = 0; t2 <= t; t2++) a[t2] *= inv;
-                for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0;
-                float *o = out + ((size_t)b * T + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = inp + ((size_t)b * T + t2) * C3 + h * hs + 2 * C;
-                    float w = a[t2];
-#pragma omp simd
-                    for (int i = 0; i < hs; i++) o[i] += w * v[i];
+                        for (int t2 = 0; t2 <= t; t2++) ar[t2] *= inv;
+                        for (int t2 = t + 1; t2 < T; t2++) ar[t2] = 0;
+                    }
+                    gemm_serial(im, 'N', 'N', r1 - r0, hs, r1, 1.0f, a + (size_t)r0 * T, T, v, C3, 0.0f, o + (size_t)r0 * C, C, work);
                 }
             }
         }
+        free(work);
     }
 }
 
@@ -163,38 +185,43 @@ static void attention_backward_fast(float *dinp, float *dpreatt, float *datt, co
                                     const float *att, int B, int T, int C, int NH) {
     int C3 = 3 * C, hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            for (int t = 0; t < T; t++) {
-                const float *a = att + (((size_t)b * NH + h) * T + t) * T;
-                float *da = datt + (((size_t)b * NH + h) * T + t) * T;
-                float *dpre = dpreatt + (((size_t)b * NH + h) * T + t) * T;
-                const float *d = dout + ((size_t)b * T + t) * C + h * hs;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = inp + ((size_t)b * T + t2) * C3 + h * hs + 2 * C;
-                    float *dv = dinp + ((size_t)b * T + t2) * C3 + h * hs + 2 * C;
-                    float acc = 0, w = a[t2];
-#pragma omp simd reduction(+ : acc)
-                    for (int i = 0; i < hs; i++) { acc += v[i] * d[i]; dv[i] += w * d[i]; }
-                    da[t2] = acc;
-                }
-                float dot = 0;
+    const gemm_impl *im = gemm_select();
+#pragma omp parallel
+    {
+        float *work = att_work(T, hs);
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++) {
+            for (int h = 0; h < NH; h++) {
+                size_t off = (size_t)b * T * C3 + h * hs;
+                const float *q = inp + off, *k = q + C, *v = q + 2 * C;
+                float *dq = dinp + off, *dk = dq + C, *dv = dq + 2 * C;
+                const float *a = att + ((size_t)b * NH + h) * T * T, *d = dout + (size_t)b * T * C + h * hs;
+                float *da = datt + ((size_t)b * NH + h) * T * T, *dpre = dpreatt + ((size_t)b * NH + h) * T * T;
+                for (int r0 = 0; r0 < T; r0 += ATT_RB) {
+                    int r1 = r0 + ATT_RB < T ? r0 + ATT_RB : T;
+                    gemm_serial(im, 'N', 'T', r1 - r0, r1, hs, 1.0f, d + (size_t)r0 * C, C, v, C3, 0.0f, da + (size_t)r0 * T, T, work);
+                    for (int t = r0; t < r1; t++) {
+                        const float *ar = a + (size_t)t * T, *dar = da + (size_t)t * T;
+                        float *dp = dpre + (size_t)t * T;
+                        float dot = 0;
 #pragma omp simd reduction(+ : dot)
-                for (int t2 = 0; t2 <= t; t2++) dot += a[t2] * da[t2];
+                        for (int t2 = 0; t2 <= t; t2++) dot += ar[t2] * dar[t2];
 #pragma omp simd
-                for (int t2 = 0; t2 <= t; t2++) dpre[t2] = a[t2] * (da[t2] - dot);
-                const float *q = inp + ((size_t)b * T + t) * C3 + h * hs;
-                float *dq = dinp + ((size_t)b * T + t) * C3 + h * hs;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = inp + ((size_t)b * T + t2) * C3 + h * hs + C;
-                    float *dk = dinp + ((size_t)b * T + t2) * C3 + h * hs + C;
-                    float g = dpre[t2] * scale;
-#pragma omp simd
-                    for (int i = 0; i < hs; i++) { dq[i] += k[i] * g; dk[i] += q[i] * g; }
+                        for (int t2 = 0; t2 <= t; t2++) dp[t2] = ar[t2] * (dar[t2] - dot);
+                        for (int t2 = t + 1; t2 < r1; t2++) dp[t2] = 0;
+                    }
+                    gemm_serial(im, 'N', 'N', r1 - r0, hs, r1, scale, dpre + (size_t)r0 * T, T, k, C3, 1.0f, dq + (size_t)r0 * C3, C3, work);
+                }
+                for (int j0 = 0; j0 < T; j0 += ATT_RB) {
+                    int j1 = j0 + ATT_RB < T ? j0 + ATT_RB : T;
+                    gemm_serial(im, 'T', 'N', j1 - j0, hs, T - j0, scale, dpre + (size_t)j0 * T + j0, T, q + (size_t)j0 * C3, C3,
+                                1.0f, dk + (size_t)j0 * C3, C3, work);
+                    gemm_serial(im, 'T', 'N', j1 - j0, hs, T - j0, 1.0f, a + (size_t)j0 * T + j0, T, d + (size_t)j0 * C, C,
+                                1.0f, dv + (size_t)j0 * C3, C3, work);
                 }
             }
         }
+        free(work);
     }
 }
 

@@ -11,6 +11,11 @@
  *   static const char *gemm_isa(void);            "avx512", "avx2" or "generic":
  *                                                 what gemm() runs on this machine now
  *   static int gemm_isa_supported(const char *isa);  1 if this build and CPU can run it
+ *   static void gemm_serial(const gemm_impl *im, ...same arguments..., float *work);
+ *                                                 one thread, no allocation: for callers that run
+ *                                                 many small products in their own parallel loop
+ *                                                 (attention, per head); im = gemm_select(), work
+ *                                                 holds gemm_serial_work(N, K) floats, 64-byte aligned
  *
  *   transA == 'N': A is stored (M,K) with row stride lda; 'T': A is stored (K,M).
  *   Likewise transB: 'N' B is stored (K,N); 'T' B is stored (N,K). ldc is C's row stride.
@@ -409,23 +414,56 @@ static void gemm_part(gemm_kernel_fn kernel, gemm_pack_bt_fn pack_bt, int mr, in
     }
 }
 
-static void gemm(char transA, char transB, int M, int N, int K, float alpha,
-                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+// The checks and degenerate cases shared by gemm() and gemm_serial(): returns 1 when nothing is
+// left to compute (C already scaled by beta), else 0 with the transposes decoded.
+static int gemm_trivial(char transA, char transB, int M, int N, int K, float alpha, float beta, float *C, int ldc,
+                        int *ta, int *tb)
 {
-    int ta = (transA == 'T' || transA == 't'), tb = (transB == 'T' || transB == 't');
-    if ((!ta && transA != 'N' && transA != 'n') || (!tb && transB != 'N' && transB != 'n')) {
+    *ta = (transA == 'T' || transA == 't'), *tb = (transB == 'T' || transB == 't');
+    if ((!*ta && transA != 'N' && transA != 'n') || (!*tb && transB != 'N' && transB != 'n')) {
         fprintf(stderr, "gemm: transA/transB must be 'N' or 'T', got '%c' '%c'\n", transA, transB);
         exit(EXIT_FAILURE);
     }
-    if (M <= 0 || N <= 0) return;
+    if (M <= 0 || N <= 0) return 1;
     if (K <= 0 || alpha == 0.0f) {  // C = beta * C
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
                 float *c = &C[(size_t)i * ldc + j];
                 *c = beta == 0.0f ? 0.0f : beta * *c;
             }
-        return;
+        return 1;
     }
+    return 0;
+}
+
+// Floats of workspace gemm_serial needs for an (M,N,K) product, whatever the instruction set.
+static size_t gemm_serial_work(int N, int K)
+{
+    size_t kc = K < GEMM_KC ? (size_t)(K > 0 ? K : 1) : GEMM_KC, nc = N < GEMM_NC ? (size_t)(N > 0 ? N : 1) : GEMM_NC;
+    nc = (nc + GEMM_NR_MAX - 1) / GEMM_NR_MAX * GEMM_NR_MAX;
+    return ((size_t)GEMM_MR_MAX * kc + 15) / 16 * 16 + kc * nc;
+}
+
+// gemm() on the calling thread only, with the caller's workspace (see the interface above). The
+// arithmetic is gemm()'s: the same kernels, the same k order, so the same bits.
+static void gemm_serial(const gemm_impl *im, char transA, char transB, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc, float *work)
+{
+    int ta, tb;
+    if (gemm_trivial(transA, transB, M, N, K, alpha, beta, C, ldc, &ta, &tb)) return;
+    const int narrow = N <= im->nr16;
+    const int mr = im->mr, nr = narrow ? im->nr16 : im->nr;
+    int kcmax = K < GEMM_KC ? K : GEMM_KC;
+    size_t pera = ((size_t)mr * kcmax + 15) / 16 * 16;
+    gemm_part(narrow ? im->kernel16 : im->kernel, im->pack_bt, mr, nr, ta, tb, M, N, K, alpha, A, lda, B, ldb,
+              beta, C, ldc, work, work + pera);
+}
+
+static void gemm(char transA, char transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int ta, tb;
+    if (gemm_trivial(transA, transB, M, N, K, alpha, beta, C, ldc, &ta, &tb)) return;
     const gemm_impl *im = gemm_select();
     const int narrow = N <= im->nr16;
     const int mr = im->mr, nr = narrow ? im->nr16 : im->nr;
