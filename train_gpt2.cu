@@ -135,10 +135,10 @@ template <typename T> struct ModelT : GPUModel {
     std::vector<uint64_t> slot_rng;
     std::vector<char> slot_dropped;
     // The adapter concatenated along K (no dropout; qkv, fc and fc_proj): the layer's input buffer has
-    // rp = rank rounded up to 8 spare columns per row (row stride in + rp) that hold s u = s x A^T, and
-    // the weight is stored once more as [W | B] (out, in + rp), so y = [x | s u] [W | B]^T + b is one
-    // product and s u itself is read back by the backward (dB = dout^T (s u)). ld1: row stride of ln1
-    // and ln2, ldg: of fchg.
+    // spare columns per row (rank rounded up to 64; row stride ld1 or ldg) that hold s u = s x A^T, and
+    // the weight is stored once more as [W | B] (out, in + rp; rp = rank rounded up to 8), so
+    // y = [x | s u] [W | B]^T + b is one product and s u itself is read back by the backward
+    // (dB = dout^T (s u)). ld1: row stride of ln1 and ln2, ldg: of fchg.
     bool kcat = false;
     bool fuse_gelu = true; // fc_proj's dinp += du A inside the GELU backward (GPU_NO_FUSED_GELU=1: off)
     // bf16: the GELU forward in the fc product's cuBLASLt epilogue (GPU_NO_GELU_EPILOGUE=1: the kernel)
@@ -287,8 +287,11 @@ template <typename T> struct ModelT : GPUModel {
             fuse_gelu = getenv("GPU_NO_FUSED_GELU") == nullptr;
             rp = (rank + 7) / 8 * 8;
         }
-        ld1 = kcat ? C + rp : C;
-        ldg = kcat ? 4 * C + rp : 4 * C;
+        // activation rows with spare columns are padded to whole 128-byte lines (64 bf16): every row starts
+        // on a line, as the contiguous ones do
+        int rpad = (rank + 63) / 64 * 64;
+        ld1 = kcat ? C + rpad : C;
+        ldg = kcat ? 4 * C + rpad : 4 * C;
 
         // parameters
         gpu_param_sizes(psz, c);

@@ -156,14 +156,21 @@ __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias,
     for (int row = blockIdx.x * warps + threadIdx.x / 32; row < N; row += gridDim.x * warps) {
         const T *d = dout + (long)row * ldd, *x = inp + (long)row * C;
         float m = mean[row], s = rstd[row];
-        Vec<T> dv[CH], xv[CH];
+        Vec<T> dv[CH], xv[CH], ov[CH];
         float dm = 0.0f, dmx = 0.0f;
+        T *di = dinp ? dinp + (long)row * C : nullptr;
 #pragma unroll
-        for (int k = 0; k < CH; k++) {
+        for (int k = 0; k < CH; k++) { // every load of the row issued before any use
             int c = (lane + 32 * k) * V;
             if (c >= C) break;
             dv[k] = load_vec(d + c);
             xv[k] = load_vec(x + c);
+            if (di && accumulate) ov[k] = load_vec(di + c);
+        }
+#pragma unroll
+        for (int k = 0; k < CH; k++) {
+            int c = (lane + 32 * k) * V;
+            if (c >= C) break;
             Vec<T> wv = load_vec(weight + c);
 #pragma unroll
             for (int j = 0; j < V; j++) {
@@ -177,13 +184,11 @@ __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias,
         dm = warp_sum(dm) / C;
         dmx = warp_sum(dmx) / C;
         if (!dinp) continue;
-        T *di = dinp + (long)row * C;
 #pragma unroll
         for (int k = 0; k < CH; k++) {
             int c = (lane + 32 * k) * V;
             if (c >= C) break;
-            Vec<T> wv = load_vec(weight + c), o;
-            if (accumulate) o = load_vec(di + c);
+            Vec<T> wv = load_vec(weight + c), o = ov[k];
 #pragma unroll
             for (int j = 0; j < V; j++) {
                 float xhat = (to_f(xv[k].v[j]) - m) * s, dn = to_f(wv.v[j]) * to_f(dv[k].v[j]);
@@ -315,17 +320,13 @@ __global__ void gelu_backward_lowrank_kernel(T *dinp, const T *inp, const T *dou
             for (int j = 0; j < V; j++) acc[h][j] = to_f(d.v[j]);
         }
         for (int k0 = 0; k0 < r; k0 += V) { // V entries of each du row at a time (one 16-byte load when aligned)
-            float w[GBR][V];
+            Vec<T> w[GBR]; // (kept in T: half the registers of floats)
 #pragma unroll
             for (int h = 0; h < GBR; h++) {
-                if (vec_du) {
-                    Vec<T> d = load_vec(ur[h] + k0);
+                if (vec_du) w[h] = load_vec(ur[h] + k0);
+                else
 #pragma unroll
-                    for (int j = 0; j < V; j++) w[h][j] = us * to_f(d.v[j]);
-                } else {
-#pragma unroll
-                    for (int j = 0; j < V; j++) w[h][j] = k0 + j < r ? us * to_f(ur[h][k0 + j]) : 0.0f;
-                }
+                    for (int j = 0; j < V; j++) w[h].v[j] = k0 + j < r ? ur[h][k0 + j] : from_f<T>(0.0f);
             }
 #pragma unroll
             for (int kk = 0; kk < V; kk++) {
@@ -339,7 +340,7 @@ __global__ void gelu_backward_lowrank_kernel(T *dinp, const T *inp, const T *dou
 #pragma unroll
                 for (int h = 0; h < GBR; h++)
 #pragma unroll
-                    for (int j = 0; j < V; j++) acc[h][j] += w[h][kk] * a[j];
+                    for (int j = 0; j < V; j++) acc[h][j] += us * to_f(w[h].v[kk]) * a[j];
             }
         }
 #pragma unroll
