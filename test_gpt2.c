@@ -425,6 +425,40 @@ START_TEST(test_model_vs_pytorch) {
 }
 END_TEST
 
+// Gradient accumulation: one backward per half of the batch, each weighted 1/(B*T), must give the
+// gradient of the whole batch (the activation gradients of one micro-batch must not leak into the next).
+START_TEST(test_grad_accumulation_matches_whole_batch) {
+    GPT2 m;
+    char err[512];
+    ck_assert(gpt2_load_checkpoint(&m, REF_MODEL, err, sizeof(err)) == 0);
+    RefDump r;
+    load_ref(&r, m.num_parameters, m.config.padded_vocab_size);
+    ck_assert_int_ge(r.B, 2);
+    int BT = r.B * r.T, h = r.B / 2, rows[2] = {h, r.B - h};
+    gpt2_setup_training(&m, NULL, r.B, r.T);
+    gpt2_forward(&m, r.x, r.y, NULL, r.B, r.T);
+    gpt2_zero_grad(&m);
+    gpt2_backward(&m, NULL, 1.0f / BT);
+    float *g_whole = malloc(m.num_parameters * 4);
+    memcpy(g_whole, m.grads_memory, m.num_parameters * 4);
+    gpt2_zero_grad(&m);
+    for (int k = 0, row = 0; k < 2; row += rows[k], k++) {
+        gpt2_setup_training(&m, NULL, rows[k], r.T);
+        gpt2_forward(&m, r.x + row * r.T, r.y + row * r.T, NULL, rows[k], r.T);
+        gpt2_backward(&m, NULL, 1.0f / BT);
+    }
+    size_t off = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        size_t n = m.param_sizes[i];
+        double d = max_abs_diff_f(m.grads_memory + off, g_whole + off, n), sc = max_abs_f(g_whole + off, n);
+        ck_assert_msg(d <= 1e-5 * sc + 1e-12, "accumulated gradient of %s: max |diff| %g vs scale %g", param_names[i], d, sc);
+        off += n;
+    }
+    free(g_whole);
+    gpt2_free(&m);
+}
+END_TEST
+
 START_TEST(test_reference_script_reproduces) {
     // the committed dump must be what dev/gpt2_reference.py produces (needs Debian's python3-torch)
     if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
@@ -860,6 +894,7 @@ static Suite *gpt2_suite(void) {
     tcase_add_test(model, test_model_vs_pytorch);
     tcase_add_test(model, test_reference_script_reproduces);
     tcase_add_test(model, test_fast_vs_reference_kernels_model);
+    tcase_add_test(model, test_grad_accumulation_matches_whole_batch);
     tcase_add_test(model, test_overfit_one_batch);
     tcase_add_test(model, test_descriptors_and_schedules);
     tcase_add_test(model, test_cli_validation);

@@ -559,14 +559,33 @@ static void gpt2_forward(GPT2 *m, const int *inputs, const int *targets, const u
     if (count > 0) m->mean_loss = (float)(sum / count);
 }
 
+// Activation tensors whose gradients the backward accumulates into (+=); the others are never
+// read (mean, rstd, probs, losses) or are scratch that the attention backward overwrites (preatt, att).
+static const int act_grad_accumulated[NUM_ACTIVATION_TENSORS] = {1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0};
+
+static void zero_floats(float *p, size_t n) { // in parallel: one thread's memset does not fill the memory bus
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += 16384) memset(p + i, 0, (n - i < 16384 ? n - i : 16384) * sizeof(float));
+}
+
+// The parameter gradients, once per optimizer step (micro-batches accumulate into them).
 static void gpt2_zero_grad(GPT2 *m) {
-    if (m->grads_memory) memset(m->grads_memory, 0, m->num_parameters * sizeof(float));
+    if (m->grads_memory) zero_floats(m->grads_memory, m->num_parameters);
     if (m->adapter) memset(m->adapter->grads, 0, (m->adapter->nA + m->adapter->nB) * sizeof(float));
-    memset(m->grads_acts_memory, 0, m->num_activations * sizeof(float));
+}
+
+// The activation gradients, at the start of every backward: they belong to one micro-batch.
+static void gpt2_zero_act_grads(GPT2 *m) {
+    float *g = m->grads_acts_memory;
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
+        if (act_grad_accumulated[i]) zero_floats(g, m->act_sizes[i]);
+        g += m->act_sizes[i];
+    }
 }
 
 // Backward pass of the last forward. Each counted target's loss gets weight `scale` (1/count for a
-// mean; 1/(count over all micro-batches) under gradient accumulation). Accumulates into the grads.
+// mean; 1/(count over all micro-batches) under gradient accumulation). Accumulates into the parameter
+// gradients (zeroed by gpt2_zero_grad once per step); the activation gradients are its own, zeroed here.
 static void gpt2_backward(GPT2 *m, const uint8_t *mask, float scale) {
     GPT2Config c = m->config;
     int B = m->batch_size, T = m->seq_len, N = B * T;
@@ -575,6 +594,7 @@ static void gpt2_backward(GPT2 *m, const uint8_t *mask, float scale) {
     int full = m->grads_memory != NULL;
     ActivationTensors a = m->acts, ga = m->grads_acts;
     int lo = m->lowest_trainable; // gradients are needed at and above this position only
+    PROF(PC_ZERO, gpt2_zero_act_grads(m));
     for (int i = 0; i < N; i++) m->dlosses[i] = (!mask || mask[i]) ? scale : 0.0f;
     PROF(PC_CE, FAST_OR_REF(softmax_crossentropy_backward, ga.logits, m->dlosses, a.probs, m->targets, N, V, Vp));
     PROF(PC_LMHEAD, matmul_backward(ga.lnf, NULL, NULL, ga.logits, a.lnf, p.wte, N, C, Vp));
