@@ -156,21 +156,14 @@ __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias,
     for (int row = blockIdx.x * warps + threadIdx.x / 32; row < N; row += gridDim.x * warps) {
         const T *d = dout + (long)row * ldd, *x = inp + (long)row * C;
         float m = mean[row], s = rstd[row];
-        Vec<T> dv[CH], xv[CH], ov[CH];
+        Vec<T> dv[CH], xv[CH];
         float dm = 0.0f, dmx = 0.0f;
-        T *di = dinp ? dinp + (long)row * C : nullptr;
-#pragma unroll
-        for (int k = 0; k < CH; k++) { // every load of the row issued before any use
-            int c = (lane + 32 * k) * V;
-            if (c >= C) break;
-            dv[k] = load_vec(d + c);
-            xv[k] = load_vec(x + c);
-            if (di && accumulate) ov[k] = load_vec(di + c);
-        }
 #pragma unroll
         for (int k = 0; k < CH; k++) {
             int c = (lane + 32 * k) * V;
             if (c >= C) break;
+            dv[k] = load_vec(d + c);
+            xv[k] = load_vec(x + c);
             Vec<T> wv = load_vec(weight + c);
 #pragma unroll
             for (int j = 0; j < V; j++) {
@@ -184,11 +177,13 @@ __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias,
         dm = warp_sum(dm) / C;
         dmx = warp_sum(dmx) / C;
         if (!dinp) continue;
+        T *di = dinp + (long)row * C;
 #pragma unroll
         for (int k = 0; k < CH; k++) {
             int c = (lane + 32 * k) * V;
             if (c >= C) break;
-            Vec<T> wv = load_vec(weight + c), o = ov[k];
+            Vec<T> wv = load_vec(weight + c), o;
+            if (accumulate) o = load_vec(di + c);
 #pragma unroll
             for (int j = 0; j < V; j++) {
                 float xhat = (to_f(xv[k].v[j]) - m) * s, dn = to_f(wv.v[j]) * to_f(dv[k].v[j]);
