@@ -148,6 +148,12 @@ template <typename T> struct ModelT : GPUModel {
     int rp = 0;
     long ld1 = 0, ldg = 0;
     std::vector<T *> slot_wb;  // per slot: its [W | B], or NULL
+    // fc_proj's backward with the GELU backward in the product's epilogue (bf16): dinp = gelu'(fch) *
+    // ([dout | du] [W ; A]), K concatenated the other way: du = s dout B sits in the spare columns of
+    // the residual gradient (row stride ldr), the weight is kept once more as [W ; A] (out + r, in)
+    std::vector<T *> slot_wa;  // per fc_proj slot: its [W ; A], or NULL
+    bool dgelu_epilogue = is_bf16 && getenv("GPU_NO_DGELU_EPILOGUE") == nullptr;
+    long ldr = 0;
     std::vector<ColCopy<T>> wb_jobs;
     ColCopy<T> *wb_jobs_d = nullptr;
     bool wb_w_dirty = true;    // the W parts need copying (new parameters, PLoRA fold)
@@ -292,6 +298,7 @@ template <typename T> struct ModelT : GPUModel {
         int rpad = (rank + 63) / 64 * 64;
         ld1 = kcat ? C + rpad : C;
         ldg = kcat ? 4 * C + rpad : 4 * C;
+        ldr = kcat ? C + rpad : C;
 
         // parameters
         gpu_param_sizes(psz, c);
@@ -313,11 +320,17 @@ template <typename T> struct ModelT : GPUModel {
                 tmp = dalloc<T>((size_t)N * 4 * C);
             }
             slot_wb.assign(nslots, nullptr);
+            slot_wa.assign(nslots, nullptr);
             if (kcat) {
                 for (int s = 0; s < nslots; s++) {
                     if (slot_target[s] == 1) continue;
                     slot_wb[s] = dalloc<T>((size_t)slot_out[s] * (slot_in[s] + rp));
                     wb_jobs.push_back(ColCopy<T>{slot_wb[s] + slot_in[s], slot_B(s), (long)(slot_in[s] + rp), slot_out[s], rank});
+                    if (slot_target[s] == 3 && dgelu_epilogue) {
+                        slot_wa[s] = dalloc<T>((size_t)(slot_out[s] + rank) * slot_in[s]);
+                        wb_jobs.push_back(ColCopy<T>{slot_wa[s] + (size_t)slot_out[s] * slot_in[s], slot_A(s), (long)slot_in[s],
+                                                     rank, slot_in[s]});
+                    }
                 }
                 if (!wb_jobs.empty()) {
                     wb_jobs_d = dalloc<ColCopy<T>>(wb_jobs.size());
@@ -345,7 +358,7 @@ template <typename T> struct ModelT : GPUModel {
         lnf_mean = dalloc<float>(N); lnf_rstd = dalloc<float>(N);
         lse = dalloc<float>((size_t)L * N * NH);
         losses = dalloc<float>(N);
-        dres = dalloc<T>(NC);
+        dres = dalloc<T>((size_t)N * ldr);
         dbig = dalloc<T>((size_t)N * ldg);
         dqkv = dalloc<T>(3 * NC);
         dsmall = dalloc<T>((size_t)N * ld1);
@@ -506,6 +519,7 @@ template <typename T> struct ModelT : GPUModel {
                 const T *W = pX(wt[t]) + (size_t)l * per[t] * C * C;
                 CUDA_CHECK(cudaMemcpy2DAsync(slot_wb[s], (in + rp) * sizeof(T), W, in * sizeof(T), in * sizeof(T), o,
                                              cudaMemcpyDeviceToDevice, st));
+                if (slot_wa[s]) CUDA_CHECK(cudaMemcpyAsync(slot_wa[s], W, (size_t)o * in * sizeof(T), cudaMemcpyDeviceToDevice, st));
             }
             wb_w_dirty = false;
         }
@@ -691,6 +705,41 @@ template <typename T> struct ModelT : GPUModel {
         return n > 0 ? (float)(sum / n) : -1.0f;
     }
 
+    // fc_proj's backward through the GELU in one product (bf16): dbig = gelu'(fch) * (dres W + du A), the
+    // GELU backward in cuBLASLt's epilogue; with an adapter kept as [W ; A], du = s dres B first goes into
+    // dres's spare columns and the product runs over K = C + rank. Then the weight, bias and adapter
+    // gradients as linear_backward's. Returns false (nothing done) where this does not apply: fp32,
+    // GPU_NO_DGELU_EPILOGUE=1, or an adapter on fc_proj with dropout.
+    bool fcproj_backward_dgelu(int l, float *dW, float *db) {
+        int s = has_ad ? slot_of[l * 4 + 3] : -1;
+        if (!dgelu_epilogue || (s >= 0 && !slot_wa[s])) return false;
+        int in = 4 * C, o = C, r = rank;
+        const T *W = pX(P_FCPROJW) + (size_t)l * 4 * C * C, *x = fchg + l * N * ldg;
+        T *pre = fch + (size_t)l * 4 * N * C;
+        if (s >= 0) { // du = s dres B into dres's spare columns
+            mark(PC_LORA);
+            gemm<T, T>(&gc, 'N', 'N', N, r, o, scale, dres, ldr, slot_B(s), r, 0.0f, dres + o, ldr);
+        }
+        mark(PC_MATMUL);
+        if (s >= 0) gemm<T, T>(&gc, 'N', 'N', N, in, o + r, 1.0f, dres, ldr, slot_wa[s], in, 0.0f, dbig, ldg, nullptr, pre, in, true);
+        else gemm<T, T>(&gc, 'N', 'N', N, in, o, 1.0f, dres, ldr, W, in, 0.0f, dbig, ldg, nullptr, pre, in, true);
+        mark(PC_WGRAD);
+        if (dW) {
+            gemm<T, float>(&gc, 'T', 'N', o, in, N, 1.0f, dres, ldr, x, ldg, 1.0f, dW, in);
+            g_gpu_base_weight_grad_calls++;
+        }
+        if (db) {
+            if (ldr != o) gpu_die("internal: bias gradient of a strided output gradient");
+            bias_backward(db, dres, N, o, st);
+        }
+        if (s < 0) return true;
+        mark(PC_LORA);
+        float *dA = gab32 + a_off[s], *dB = gab32 + nA + b_off[s];
+        gemm<T, float>(&gc, 'T', 'N', o, r, N, 1.0f, dres, ldr, x + in, ldg, 1.0f, dB, r); // dB += dout^T (s u)
+        if (trains_A) gemm<T, float>(&gc, 'T', 'N', r, in, N, 1.0f, dres + o, ldr, x, ldg, 1.0f, dA, in); // dA += du^T x
+        return true;
+    }
+
     // train_gpt2.c's gpt2_backward, with the dlogits already in `logits` (fused cross-entropy).
     // Positions of the trainable modules: 4l + t; nothing below `lowest` needs a gradient.
     void backward() {
@@ -707,7 +756,7 @@ template <typename T> struct ModelT : GPUModel {
         }
         mark(PC_LN);
         layernorm_backward(dres, gp(P_LNFW), gp(P_LNFB), dsmall, res3 + (L - 1) * NC, pX(P_LNFW), lnf_mean, lnf_rstd, N, C,
-                           0, num_sms, st);
+                           0, num_sms, st, C, ldr);
         for (int l = L - 1; l >= 0 && lo < 4 * l + 4; l--) {
             const T *residual = l == 0 ? encoded : res3 + (l - 1) * NC;
             int p0 = 4 * l;
@@ -715,26 +764,29 @@ template <typename T> struct ModelT : GPUModel {
             // fc_proj (its output gradient is the residual stream's)
             // (dbig has row stride ldg and dsmall ld1 after the products of fc_proj, fc and qkv: with the
             // adapter kept as [W | B] their spare columns receive dout B)
-            bool fused = linear_backward(l, 3, lo < p0 + 3 ? dbig : nullptr, ldg, gl(P_FCPROJW, (size_t)4 * C * C),
-                                         gl(P_FCPROJB, C), dres, C, fchg + l * N * ldg, ldg, pX(P_FCPROJW) + (size_t)l * 4 * C * C,
-                                         4 * C, C, true);
+            bool epi = lo <= p0 + 2 && fcproj_backward_dgelu(l, gl(P_FCPROJW, (size_t)4 * C * C), gl(P_FCPROJB, C));
+            bool fused = !epi && linear_backward(l, 3, lo < p0 + 3 ? dbig : nullptr, ldg, gl(P_FCPROJW, (size_t)4 * C * C),
+                                                 gl(P_FCPROJB, C), dres, ldr, fchg + l * N * ldg, ldg,
+                                                 pX(P_FCPROJW) + (size_t)l * 4 * C * C, 4 * C, C, true);
             if (lo <= p0 + 2) {
                 mark(PC_GELU);
-                if (fused) // dbig = gelu'(fch) (dbig + du A): fc_proj's adapter term folded into the GELU backward
+                if (epi) {
+                } else if (fused) { // dbig = gelu'(fch) (dbig + du A): fc_proj's adapter term folded into the GELU backward
                     gelu_backward_lowrank(dbig, fch + l * 4 * NC, dbig, def_du, ab32 + a_off[slot_of[l * 4 + 3]], rank, N, 4 * C,
                                           ldg, def_ldu, def_us, st);
-                else
+                } else {
                     gelu_backward(dbig, fch + l * 4 * NC, dbig, (long)N, 4 * C, ldg, st);
+                }
                 linear_backward(l, 2, lo < p0 + 2 ? dsmall : nullptr, ld1, gl(P_FCW, (size_t)4 * C * C), gl(P_FCB, 4 * C), dbig,
                                 ldg, ln2 + l * N * ld1, ld1, pX(P_FCW) + (size_t)l * 4 * C * C, C, 4 * C);
             }
             mark(PC_LN);
             if (lo < p0 + 2)
                 layernorm_backward(dres, gl(P_LN2W, C), gl(P_LN2B, C), dsmall, res2 + l * NC, pX(P_LN2W) + l * C,
-                                   ln2_mean + l * N, ln2_rstd + l * N, N, C, 1, num_sms, st, ld1);
+                                   ln2_mean + l * N, ln2_rstd + l * N, N, C, 1, num_sms, st, ld1, ldr);
             if (lo > p0 + 1) break; // nothing trainable below the MLP of this layer
             // attn_proj (its output gradient is the residual stream's, now including the ln2 path)
-            linear_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, C, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C), dres, C,
+            linear_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, C, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C), dres, ldr,
                             atty + l * NC, C, pX(P_ATTPROJW) + (size_t)l * C * C, C, C);
             if (lo <= p0) {
                 mark(PC_ATT_BWD);
@@ -746,10 +798,10 @@ template <typename T> struct ModelT : GPUModel {
             mark(PC_LN);
             if (lo < p0)
                 layernorm_backward(dres, gl(P_LN1W, C), gl(P_LN1B, C), dsmall, residual, pX(P_LN1W) + l * C,
-                                   ln1_mean + l * N, ln1_rstd + l * N, N, C, 1, num_sms, st, ld1);
+                                   ln1_mean + l * N, ln1_rstd + l * N, N, C, 1, num_sms, st, ld1, ldr);
         }
         mark(PC_EMBED);
-        if (full) encoder_backward(gp(P_WTE), gp(P_WPE), dres, inputs_d, B, T_, C, st);
+        if (full) encoder_backward(gp(P_WTE), gp(P_WPE), dres, inputs_d, B, T_, C, st); // (ldr == C: no adapter)
     }
 
     // ------------------------------------------------------------------------

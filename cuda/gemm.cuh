@@ -7,6 +7,8 @@ kernels/gemm.h (row-major, BLAS-style transposes) so the adapter code reads as o
     gemm(..., bias, aux, ldaux)
         the same with GELU fused into cuBLASLt's epilogue: aux (M,N; row stride ldaux) = the product
         (+ bias), C = gelu(aux) (GPT-2's tanh form; bf16 only in the trainer, beta must be 0)
+    gemm(..., NULL, aux, ldaux, true)
+        the GELU backward in the epilogue: C = gelu'(aux) * the product (aux: the GELU's input)
 
 A and B are float or bf16 (the same type); C is float or bf16; the arithmetic is fp32 (no TF32:
 --precision fp32 is the exact mode). bf16 inputs with a float C is how weight and adapter
@@ -86,13 +88,14 @@ inline int ptr_alignment(const void *p) { // largest power of two (<= 256) divid
 
 template <typename TA, typename TC>
 void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float alpha, const TA *A, long lda, const TA *B,
-          long ldb, float beta, TC *C, long ldc, const TC *bias = nullptr, TC *aux = nullptr, long ldaux = 0) {
+          long ldb, float beta, TC *C, long ldc, const TC *bias = nullptr, TC *aux = nullptr, long ldaux = 0,
+          bool dgelu = false) {
     if (M <= 0 || N <= 0) return;
     bool ta = transA == 'T', tb = transB == 'T';
     int alA = ptr_alignment(A), alB = ptr_alignment(B), alC = ptr_alignment(C);
     auto key = std::make_tuple((int)ta, (int)tb, M, N, K, lda, ldb, ldc,
                                (int)cuda_type<TA>() * 64 + (int)cuda_type<TC>(), bias ? ptr_alignment(bias) : 0,
-                               alA * 1000000 + alB * 1000 + alC, aux ? ldaux * 1024 + ptr_alignment(aux) : 0);
+                               alA * 1000000 + alB * 1000 + alC, aux ? (ldaux * 1024 + ptr_alignment(aux)) * 2 + dgelu : 0);
     auto it = g->plans.find(key);
     if (it == g->plans.end()) {
         GemmPlan pl;
@@ -102,7 +105,9 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
         if (bias || aux) {
-            cublasLtEpilogue_t ep = aux ? (bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX) : CUBLASLT_EPILOGUE_BIAS;
+            cublasLtEpilogue_t ep = !aux ? CUBLASLT_EPILOGUE_BIAS
+                                    : dgelu ? CUBLASLT_EPILOGUE_DGELU
+                                    : bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
             CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
             if (bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
     if (aux) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));

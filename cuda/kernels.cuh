@@ -132,14 +132,15 @@ void layernorm_forward(T *out, float *mean, float *rstd, T *res_out, const T *a,
 }
 
 // dinp (N,C) = (accumulate ? dinp : 0) + rstd (dn - mean(dn) - xhat mean(dn xhat)), dn = weight * dout;
-// dweight (C) += sum_n xhat dout, dbias (C) += sum_n dout (fp32, NULL when frozen); dout has row stride ldd.
+// dweight (C) += sum_n xhat dout, dbias (C) += sum_n dout (fp32, NULL when frozen); dout has row stride ldd,
+// dinp ldi.
 // One warp per row; lane l holds the 16-byte chunks l, l+32, ... of the row (CH of them, CH*32*8 >= C
 // for bf16) in registers, so the row is read once. Weight gradients are summed per lane over the
 // warp's rows, then per block in shared memory, then added to the global ones.
 template <typename T, int CH>
 __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias, const T *dout, const T *inp,
                                           const T *weight, const float *mean, const float *rstd, int N, int C,
-                                          int accumulate, long ldd) {
+                                          int accumulate, long ldd, long ldi) {
     constexpr int V = Vec<T>::n;
     extern __shared__ float sh[]; // (2C): dweight, dbias partial sums of this block
     bool wants_w = dweight != nullptr;
@@ -177,7 +178,7 @@ __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias,
         dm = warp_sum(dm) / C;
         dmx = warp_sum(dmx) / C;
         if (!dinp) continue;
-        T *di = dinp + (long)row * C;
+        T *di = dinp + (long)row * ldi;
 #pragma unroll
         for (int k = 0; k < CH; k++) {
             int c = (lane + 32 * k) * V;
@@ -211,12 +212,12 @@ __global__ void layernorm_backward_kernel(T *dinp, float *dweight, float *dbias,
 template <typename T>
 void layernorm_backward(T *dinp, float *dweight, float *dbias, const T *dout, const T *inp, const T *weight,
                         const float *mean, const float *rstd, int N, int C, int accumulate, int num_sms, cudaStream_t st,
-                        long ldd = 0) {
+                        long ldd = 0, long ldi = 0) {
     int blocks = ceil_div(N, 8);
     if (dweight && blocks > 2 * num_sms) blocks = 2 * num_sms; // fewer blocks: fewer global atomics
     size_t smem = dweight ? 2 * C * sizeof(float) : 0;
     int ch = ceil_div(C, 32 * Vec<T>::n);
-#define LN_BWD(CH) layernorm_backward_kernel<T, CH><<<blocks, 256, smem, st>>>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, accumulate, ldd ? ldd : C)
+#define LN_BWD(CH) layernorm_backward_kernel<T, CH><<<blocks, 256, smem, st>>>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, accumulate, ldd ? ldd : C, ldi ? ldi : C)
     if (ch <= 1) LN_BWD(1);
     else if (ch <= 2) LN_BWD(2);
     else if (ch <= 3) LN_BWD(3);
@@ -495,11 +496,33 @@ __global__ void __launch_bounds__(512) crossentropy_bf16_kernel(bf16 *logits, fl
     }
 }
 
+// The second pass re-reads the row: from L2 when few enough rows are in flight. Blocks per
+// multiprocessor are capped at ce_blocks_per_sm by a dynamic shared-memory request (rows in flight =
+// that times the multiprocessors: 2 x 132 x 100 KB = 26 MB of the H200's 60 MB L2); 0 = no cap (4).
+#ifndef CE_BLOCKS_PER_SM
+#define CE_BLOCKS_PER_SM 2
+#endif
+inline void crossentropy_bf16(bf16 *logits, float *losses, const int *targets, const float *weights, int N, int V, int Vp,
+                              int blocks_per_sm, cudaStream_t st) {
+    size_t smem = 0;
+    if (blocks_per_sm > 0 && blocks_per_sm < 4) {
+        int dev, per_sm;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
+        smem = (size_t)per_sm / blocks_per_sm - 2048; // (the static arrays and the per-block reserve)
+        static size_t set = 0;
+        if (smem > set) {
+            CUDA_CHECK(cudaFuncSetAttribute(crossentropy_bf16_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            set = smem;
+        }
+    }
+    crossentropy_bf16_kernel<<<N, 512, smem, st>>>(logits, losses, targets, weights, V, Vp);
+}
 template <typename T>
 void crossentropy(T *logits, float *losses, const int *targets, const float *weights, int N, int V, int Vp, cudaStream_t st) {
     static const bool slow = getenv("GPU_SLOW_CE") != nullptr; // A/B switch: the generic kernel for bf16 too
     if (std::is_same<T, bf16>::value && Vp % 8 == 0 && !slow)
-        crossentropy_bf16_kernel<<<N, 512, 0, st>>>((bf16 *)logits, losses, targets, weights, V, Vp);
+        crossentropy_bf16((bf16 *)logits, losses, targets, weights, N, V, Vp, CE_BLOCKS_PER_SM, st);
     else
         crossentropy_kernel<<<N, 512, 0, st>>>(logits, losses, targets, weights, V, Vp);
     CUDA_LAUNCH_CHECK();

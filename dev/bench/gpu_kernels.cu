@@ -180,8 +180,9 @@ static void bench_crossentropy(std::mt19937 &rng) {
     CUDA_CHECK(cudaMemcpy(w_d, w.data(), N * 4, cudaMemcpyHostToDevice));
     auto gen = [&](float *loss) { CUDA_CHECK(cudaMemcpy(x, x0, n * 2, cudaMemcpyDeviceToDevice));
                                   crossentropy_kernel<<<N, 512>>>(x, loss, tg_d, w_d, V, Vp); };
+    int bps = 0; // blocks per multiprocessor of the bf16 kernel (0: no cap)
     auto fast = [&](float *loss) { CUDA_CHECK(cudaMemcpy(x, x0, n * 2, cudaMemcpyDeviceToDevice));
-                                   crossentropy_bf16_kernel<<<N, 512>>>(x, loss, tg_d, w_d, V, Vp); };
+                                   crossentropy_bf16(x, loss, tg_d, w_d, N, V, Vp, bps, 0); };
     gen(loss_a);
     std::vector<float> ga = fetch(x, n);
     fast(loss_b);
@@ -198,6 +199,15 @@ static void bench_crossentropy(std::mt19937 &rng) {
     printf("\n-- cross-entropy + dlogits N=%d V=%d (bf16): bf16 kernel vs generic: loss rel err %.2e, dlogits %.2e, "
            "padding/masked rows zero: %s %s\n   generic %.3f ms, bf16 kernel %.3f ms (%.2fx); %.2f TB/s read+write\n",
            N, V, el, eg, pad_zero ? "yes" : "NO", ok ? "ok" : "FAIL", ta, tb, ta / tb, 2.0 * n * 2 / tb * 1e-9);
+    for (bps = 1; bps <= 3; bps++) {
+        fast(loss_b);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        bool same = rel_l2(fetch(x, n), gb) == 0.0;
+        g_fail += !same;
+        float t = time_ms([&] { fast(loss_b); }) - copy;
+        printf("   bf16 kernel at most %d blocks per SM: %.3f ms (%.2f TB/s) %s\n", bps, t, 2.0 * n * 2 / t * 1e-9,
+               same ? "same output" : "OUTPUT DIFFERS");
+    }
     cudaFree(x0); cudaFree(x); cudaFree(tg_d); cudaFree(w_d); cudaFree(loss_a); cudaFree(loss_b);
 }
 
@@ -225,6 +235,21 @@ static void bench_gelu_epilogue(std::mt19937 &rng) {
     printf("\n-- fc product (%dx%dx%d) + GELU: epilogue vs kernel: gelu rel err %.2e (max abs %.2e), pre-activation %.2e %s\n"
            "   product + kernel %.3f ms, GELU in the epilogue %.3f ms (%.2fx)\n",
            N, O, C, e, maxd, ep, ok ? "ok" : "FAIL", ts, te, ts / te);
+    // the backward: dinp = gelu'(pre) * (dout W^T...) as fc_proj's input gradient: dout (N,C) W (C,O)
+    bf16 *dout = upload_rand((size_t)N * C, 1.0f, rng), *W2 = upload_rand((size_t)C * O, 0.04f, rng);
+    auto bsep = [&] { gemm<bf16, bf16>(&gc, 'N', 'N', N, O, C, 1.0f, dout, C, W2, O, 0.0f, g1, O);
+                      gelu_backward(g1, pre, g1, (long)N, O, O, 0); };
+    auto bepi = [&] { gemm<bf16, bf16>(&gc, 'N', 'N', N, O, C, 1.0f, dout, C, W2, O, 0.0f, g2, O, nullptr, pre, O, true); };
+    bsep();
+    bepi();
+    CUDA_CHECK(cudaDeviceSynchronize());
+    double eb = rel_l2(fetch(g2, (size_t)N * O), fetch(g1, (size_t)N * O));
+    bool okb = eb < 1e-2;
+    g_fail += !okb;
+    float tbs = time_ms(bsep), tbe = time_ms(bepi);
+    printf("   backward (fc_proj's input gradient + GELU backward): epilogue vs kernel rel err %.2e %s; product + kernel "
+           "%.3f ms, DGELU epilogue %.3f ms (%.2fx)\n", eb, okb ? "ok" : "FAIL", tbs, tbe, tbs / tbe);
+    cudaFree(dout); cudaFree(W2);
     gemm_context_free(&gc);
     cudaFree(x); cudaFree(W); cudaFree(b); cudaFree(pre); cudaFree(g1); cudaFree(pre2); cudaFree(g2);
 }
