@@ -113,6 +113,17 @@ static void matmul_backward(float *dinp, float *dweight, float *dbias, const flo
     }
 }
 
+// dinp (N,C) = dout @ weight: the input gradient of a linear layer, written (not accumulated): in the
+// model every such gradient has this one producer, so nothing needs zeroing or reading first
+static void matmul_backward_input(float *dinp, const float *dout, const float *weight, int N, int C, int OC) {
+    if (g_use_ref_kernels) {
+        memset(dinp, 0, (size_t)N * C * sizeof(float));
+        matmul_backward_ref(dinp, NULL, NULL, dout, NULL, weight, N, C, OC);
+        return;
+    }
+    gemm('N', 'N', N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
+}
+
 // ----------------------------------------------------------------------------
 // errors: one clear message naming the file or flag, a non-zero exit
 
@@ -505,10 +516,10 @@ static void linear_forward(GPT2 *m, int l, int t, float *out, const float *inp, 
 }
 
 // The backward of linear_forward. Base weight gradients only when the base trains; the input
-// gradient only when something below needs it (dinp NULL otherwise).
+// gradient (written, not accumulated) only when something below needs it (dinp NULL otherwise).
 static void linear_backward(GPT2 *m, int l, int t, float *dinp, float *dW, float *db, const float *dout,
                             const float *inp, const float *W, int N, int C, int OC) {
-    if (dinp) PROF(PC_MATMUL, matmul_backward(dinp, NULL, NULL, dout, inp, W, N, C, OC));
+    if (dinp) PROF(PC_MATMUL, matmul_backward_input(dinp, dout, W, N, C, OC));
     if (dW || db) PROF(PC_WGRAD, matmul_backward(NULL, dW, db, dout, inp, W, N, C, OC));
     if (m->adapter) PROF(PC_LORA, adapter_backward(m->adapter, l, t, dinp, dout, inp, N));
 }
@@ -559,14 +570,16 @@ static void gpt2_forward(GPT2 *m, const int *inputs, const int *targets, const u
     if (count > 0) m->mean_loss = (float)(sum / count);
 }
 
-// Activation tensors whose gradients the backward accumulates into (+=); the others are never
-// read (mean, rstd, probs, losses) or are scratch that the attention backward overwrites (preatt, att).
-static const int act_grad_accumulated[NUM_ACTIVATION_TENSORS] = {1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0};
-
-static void zero_floats(float *p, size_t n) { // in parallel: one thread's memset does not fill the memory bus
+// dst = src (src NULL: 0), in parallel: one thread's memset or memcpy does not fill the memory bus
+static void copy_floats(float *dst, const float *src, size_t n) {
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i += 16384) memset(p + i, 0, (n - i < 16384 ? n - i : 16384) * sizeof(float));
+    for (size_t i = 0; i < n; i += 16384) {
+        size_t k = (n - i < 16384 ? n - i : 16384) * sizeof(float);
+        if (src) memcpy(dst + i, src + i, k);
+        else memset(dst + i, 0, k);
+    }
 }
+static void zero_floats(float *p, size_t n) { copy_floats(p, NULL, n); }
 
 // The parameter gradients, once per optimizer step (micro-batches accumulate into them).
 static void gpt2_zero_grad(GPT2 *m) {
@@ -574,13 +587,17 @@ static void gpt2_zero_grad(GPT2 *m) {
     if (m->adapter) memset(m->adapter->grads, 0, (m->adapter->nA + m->adapter->nB) * sizeof(float));
 }
 
-// The activation gradients, at the start of every backward: they belong to one micro-batch.
+// The activation gradients that the backward accumulates into (+=), at the start of every backward:
+// they belong to one micro-batch. The others are written before they are read: the linears' input
+// gradients (matmul_backward_input), the residual stream's (copies, see gpt2_backward), the
+// attention's scratch (preatt, att); mean, rstd, probs and losses have none.
 static void gpt2_zero_act_grads(GPT2 *m) {
-    float *g = m->grads_acts_memory;
-    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
-        if (act_grad_accumulated[i]) zero_floats(g, m->act_sizes[i]);
-        g += m->act_sizes[i];
-    }
+    size_t N = (size_t)m->batch_size * m->seq_len, C = m->config.channels, L = m->config.num_layers;
+    ActivationTensors ga = m->grads_acts;
+    zero_floats(ga.logits, N * m->config.padded_vocab_size); // softmax_crossentropy_backward
+    zero_floats(ga.residual3 + (L - 1) * N * C, N * C);      // lnf's layernorm_backward
+    zero_floats(ga.fch, L * N * 4 * C);                      // gelu_backward
+    zero_floats(ga.qkv, L * N * 3 * C);                      // attention_backward
 }
 
 // Backward pass of the last forward. Each counted target's loss gets weight `scale` (1/count for a
@@ -597,7 +614,7 @@ static void gpt2_backward(GPT2 *m, const uint8_t *mask, float scale) {
     PROF(PC_ZERO, gpt2_zero_act_grads(m));
     for (int i = 0; i < N; i++) m->dlosses[i] = (!mask || mask[i]) ? scale : 0.0f;
     PROF(PC_CE, FAST_OR_REF(softmax_crossentropy_backward, ga.logits, m->dlosses, a.probs, m->targets, N, V, Vp));
-    PROF(PC_LMHEAD, matmul_backward(ga.lnf, NULL, NULL, ga.logits, a.lnf, p.wte, N, C, Vp));
+    PROF(PC_LMHEAD, matmul_backward_input(ga.lnf, ga.logits, p.wte, N, C, Vp));
     if (full) PROF(PC_WGRAD, matmul_backward(NULL, g.wte, NULL, ga.logits, a.lnf, p.wte, N, C, Vp));
     float *residual = a.residual3 + (size_t)(L - 1) * N * C;
     float *dresidual = ga.residual3 + (size_t)(L - 1) * N * C;
@@ -608,10 +625,12 @@ static void gpt2_backward(GPT2 *m, const uint8_t *mask, float scale) {
         size_t o1 = (size_t)l * N * C, o3 = (size_t)l * N * 3 * C, o4 = (size_t)l * N * 4 * C, ob = (size_t)l * N;
         size_t oa = (size_t)l * B * NH * T * T;
         int p0 = 4 * l; // positions of qkv, attn_proj, fc, fc_proj: p0 .. p0+3
-        // fc_proj and the residual around the MLP
-        PROF(PC_RESID, residual_backward(ga.residual2 + o1, ga.fcproj + o1, ga.residual3 + o1, (size_t)N * C));
+        // fc_proj and the residual around the MLP: residual3 = residual2 + fcproj passes its gradient
+        // unchanged to both, so fc_proj's output gradient is residual3's (read in place) and residual2's
+        // starts as a copy of it (ln2's backward adds the rest)
+        PROF(PC_RESID, copy_floats(ga.residual2 + o1, ga.residual3 + o1, (size_t)N * C));
         linear_backward(m, l, T_FCPROJ, lo < p0 + 3 ? ga.fch_gelu + o4 : NULL, full ? g.fcprojw + (size_t)l * 4 * C * C : NULL,
-                        full ? g.fcprojb + l * C : NULL, ga.fcproj + o1, a.fch_gelu + o4, p.fcprojw + (size_t)l * 4 * C * C, N, 4 * C, C);
+                        full ? g.fcprojb + l * C : NULL, ga.residual3 + o1, a.fch_gelu + o4, p.fcprojw + (size_t)l * 4 * C * C, N, 4 * C, C);
         if (lo <= p0 + 2) {
             PROF(PC_GELU, FAST_OR_REF(gelu_backward, ga.fch + o4, a.fch + o4, ga.fch_gelu + o4, (size_t)N * 4 * C));
             linear_backward(m, l, T_FC, lo < p0 + 2 ? ga.ln2 + o1 : NULL, full ? g.fcw + (size_t)l * 4 * C * C : NULL,
@@ -621,10 +640,10 @@ static void gpt2_backward(GPT2 *m, const uint8_t *mask, float scale) {
             PROF(PC_LN, FAST_OR_REF(layernorm_backward, ga.residual2 + o1, full ? g.ln2w + l * C : NULL, full ? g.ln2b + l * C : NULL,
                                     ga.ln2 + o1, a.residual2 + o1, p.ln2w + l * C, a.ln2_mean + ob, a.ln2_rstd + ob, N, C));
         if (lo > p0 + 1) break; // nothing trainable below the MLP of this layer
-        // attn_proj and the residual around attention
-        PROF(PC_RESID, residual_backward(dresidual, ga.attproj + o1, ga.residual2 + o1, (size_t)N * C));
+        // attn_proj and the residual around attention, likewise: residual2 = residual + attproj
+        PROF(PC_RESID, copy_floats(dresidual, ga.residual2 + o1, (size_t)N * C));
         linear_backward(m, l, T_ATTPROJ, lo < p0 + 1 ? ga.atty + o1 : NULL, full ? g.attprojw + (size_t)l * C * C : NULL,
-                        full ? g.attprojb + l * C : NULL, ga.attproj + o1, a.atty + o1, p.attprojw + (size_t)l * C * C, N, C, C);
+                        full ? g.attprojb + l * C : NULL, ga.residual2 + o1, a.atty + o1, p.attprojw + (size_t)l * C * C, N, C, C);
         if (lo <= p0) {
             PROF(PC_ATT_BWD, FAST_OR_REF(attention_backward, ga.qkv + o3, ga.preatt + oa, ga.att + oa, ga.atty + o1, a.qkv + o3, a.att + oa, B, T, C, NH));
             linear_backward(m, l, T_QKV, lo < p0 ? ga.ln1 + o1 : NULL, full ? g.qkvw + (size_t)l * 3 * C * C : NULL,

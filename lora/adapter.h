@@ -71,6 +71,7 @@ typedef struct {
     float *xd;                // (N, 4C) scratch: drop(x)
     float *du;                // (N, r) scratch
     float *tmp;               // (N, 4C) scratch
+    float *dat;               // (4C, r) scratch: dA^T
     int training;             // dropout is active only while training
     uint64_t drop_rng;
     int stage;                // PLoRA: number of unloads done
@@ -109,7 +110,7 @@ static void adapter_draw_A(Adapter *ad, int s, uint64_t seed) {
 static void adapter_free(Adapter *ad) {
     free(ad->slot_layer); free(ad->slot_target); free(ad->slot_in); free(ad->slot_out);
     free(ad->a_off); free(ad->b_off); free(ad->params); free(ad->grads);
-    free(ad->mask); free(ad->kept); free(ad->u); free(ad->drop); free(ad->xd); free(ad->du); free(ad->tmp);
+    free(ad->mask); free(ad->kept); free(ad->u); free(ad->drop); free(ad->xd); free(ad->du); free(ad->tmp); free(ad->dat);
     memset(ad, 0, sizeof(*ad));
 }
 
@@ -153,15 +154,16 @@ static int adapter_create(Adapter *ad, const AdapterConfig *cfg, int L, int C, c
 
 static int adapter_alloc_acts(Adapter *ad, int N) {
     if (ad->N >= N) return 0;
-    free(ad->u); free(ad->drop); free(ad->xd); free(ad->du); free(ad->tmp);
+    free(ad->u); free(ad->drop); free(ad->xd); free(ad->du); free(ad->tmp); free(ad->dat);
     ad->N = N;
     size_t r = (size_t)ad->cfg.rank, C4 = 4 * (size_t)ad->C;
     ad->u = malloc(sizeof(float) * ad->nslots * N * r);
     ad->xd = malloc(sizeof(float) * N * C4);
     ad->du = malloc(sizeof(float) * N * r);
     ad->tmp = malloc(sizeof(float) * N * C4);
+    ad->dat = malloc(sizeof(float) * C4 * r);
     ad->drop = ad->cfg.dropout > 0 ? malloc(sizeof(float) * ad->nslots * N * C4) : NULL;
-    if (!ad->u || !ad->xd || !ad->du || !ad->tmp || (ad->cfg.dropout > 0 && !ad->drop)) return -1;
+    if (!ad->u || !ad->xd || !ad->du || !ad->tmp || !ad->dat || (ad->cfg.dropout > 0 && !ad->drop)) return -1;
     return 0;
 }
 
@@ -209,7 +211,10 @@ static void adapter_backward(Adapter *ad, int l, int t, float *dinp, const float
     if (adapter_trains_A(ad)) {                                                      // dA += du^T drop(x)
         const float *x = inp;
         if (dm) { for (size_t i = 0; i < (size_t)N * in; i++) ad->xd[i] = inp[i] * dm[i]; x = ad->xd; }
-        gemm('T', 'N', r, in, N, 1.0f, ad->du, r, x, in, 1.0f, dA, in);
+        // as (drop(x)^T du)^T: r = 16 rows of output would fill one and a third of a 12-row tile
+        gemm('T', 'N', in, r, N, 1.0f, x, in, ad->du, r, 0.0f, ad->dat, r);
+        for (int j = 0; j < r; j++)
+            for (int c = 0; c < in; c++) dA[(size_t)j * in + c] += ad->dat[(size_t)c * r + j];
     }
     if (dinp) {                                                                      // dinp += (du A) * drop
         if (dm) {
