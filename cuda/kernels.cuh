@@ -496,33 +496,11 @@ __global__ void __launch_bounds__(512) crossentropy_bf16_kernel(bf16 *logits, fl
     }
 }
 
-// The second pass re-reads the row: from L2 when few enough rows are in flight. Blocks per
-// multiprocessor are capped at ce_blocks_per_sm by a dynamic shared-memory request (rows in flight =
-// that times the multiprocessors: 2 x 132 x 100 KB = 26 MB of the H200's 60 MB L2); 0 = no cap (4).
-#ifndef CE_BLOCKS_PER_SM
-#define CE_BLOCKS_PER_SM 2
-#endif
-inline void crossentropy_bf16(bf16 *logits, float *losses, const int *targets, const float *weights, int N, int V, int Vp,
-                              int blocks_per_sm, cudaStream_t st) {
-    size_t smem = 0;
-    if (blocks_per_sm > 0 && blocks_per_sm < 4) {
-        int dev, per_sm;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
-        smem = (size_t)per_sm / blocks_per_sm - 2048; // (the static arrays and the per-block reserve)
-        static size_t set = 0;
-        if (smem > set) {
-            CUDA_CHECK(cudaFuncSetAttribute(crossentropy_bf16_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-            set = smem;
-        }
-    }
-    crossentropy_bf16_kernel<<<N, 512, smem, st>>>(logits, losses, targets, weights, V, Vp);
-}
 template <typename T>
 void crossentropy(T *logits, float *losses, const int *targets, const float *weights, int N, int V, int Vp, cudaStream_t st) {
     static const bool slow = getenv("GPU_SLOW_CE") != nullptr; // A/B switch: the generic kernel for bf16 too
     if (std::is_same<T, bf16>::value && Vp % 8 == 0 && !slow)
-        crossentropy_bf16((bf16 *)logits, losses, targets, weights, N, V, Vp, CE_BLOCKS_PER_SM, st);
+        crossentropy_bf16_kernel<<<N, 512, 0, st>>>((bf16 *)logits, losses, targets, weights, V, Vp);
     else
         crossentropy_kernel<<<N, 512, 0, st>>>(logits, losses, targets, weights, V, Vp);
     CUDA_LAUNCH_CHECK();
