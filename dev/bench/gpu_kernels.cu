@@ -120,8 +120,8 @@ static void bench_attention(int B, int T, int NH, bool timing, std::mt19937 &rng
         printf("\n");
     }
     // the backward variants: D from the reference, each kernel timed alone; outputs checked per part
-    Var dkv[] = {DKV(64, 1), DKV(32, 3), DKV(16, 3)};
-    Var dqv[] = {DQ(64, 1), DQ(32, 3), DQ(16, 4), DQ2(16, 1), DQ2(16, 5)};
+    std::vector<Var> dkv = {DKV(64, 1), DKV(32, 3), DKV(16, 3)};
+    std::vector<Var> dqv = {DQ(64, 1), DQ(32, 3), DQ(16, 4), DQ2(16, 1), DQ2(16, 5)};
     float dkv_best = 1e30f, dq_best = 1e30f;
     for (int part = 0; part < 2; part++)
         for (Var &v : (part == 0 ? dkv : dqv)) {
