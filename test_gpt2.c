@@ -668,6 +668,45 @@ START_TEST(test_merge_unmerge) {
 }
 END_TEST
 
+// The adapted linears' two executions (lora/adapter.h): merged (base product on W + s B A) and
+// unmerged (separate low-rank products) give the same loss, logits and adapter gradients, for
+// LoRA (A and B train) and LoRI (A frozen), the backward running through every adapted layer.
+START_TEST(test_adapter_merged_vs_unmerged) {
+    GPT2 m = tiny_model();
+    RefDump r;
+    load_ref(&r, m.num_parameters, m.config.padded_vocab_size);
+    AdapterKind kinds[2] = {ADAPTER_LORA, ADAPTER_LORI};
+    for (int k = 0; k < 2; k++) {
+        Adapter ad = make_adapter(kinds[k], &m, 15);
+        for (size_t i = 0; i < ad.nB; i++) ad.params[ad.nA + i] = 0.05f * (float)urand();
+        gpt2_setup_training(&m, &ad, r.B, r.T);
+        size_t n = (size_t)r.B * r.T * m.config.padded_vocab_size, ng = ad.nA + ad.nB;
+        float *logits[2], *grads[2], loss[2];
+        for (int merge = 0; merge < 2; merge++) {
+            ad.merge = merge;
+            gpt2_forward(&m, r.x, r.y, NULL, r.B, r.T);
+            gpt2_zero_grad(&m);
+            gpt2_backward(&m, NULL, 1.0f / (r.B * r.T));
+            for (int s = 0; s < ad.nslots; s++) ck_assert_int_eq(ad.merged[s], merge);
+            loss[merge] = m.mean_loss;
+            logits[merge] = malloc(n * 4); memcpy(logits[merge], m.acts.logits, n * 4);
+            grads[merge] = malloc(ng * 4); memcpy(grads[merge], ad.grads, ng * 4);
+        }
+        double dl = max_abs_diff_f(logits[0], logits[1], n), dg = max_abs_diff_f(grads[0], grads[1], ng);
+        double sg = max_abs_f(grads[0], ng);
+        printf("%s merged vs unmerged: loss %.3g, logits %.3g, adapter grads %.3g (scale %.3g)\n",
+               adapter_kind_names[kinds[k]], fabs(loss[0] - loss[1]), dl, dg, sg);
+        ck_assert_double_le(fabs(loss[0] - loss[1]), 1e-6);
+        ck_assert_double_le(dl, 1e-5);                // O(1) logits, as in test_merge_unmerge
+        ck_assert_double_le(dg, 1e-5 * sg + 1e-12);   // as the model's gradients against PyTorch
+        for (int i = 0; i < 2; i++) { free(logits[i]); free(grads[i]); }
+        m.adapter = NULL;
+        adapter_free(&ad);
+    }
+    gpt2_free(&m);
+}
+END_TEST
+
 // trains `steps` AdamW steps on the reference batch
 static void train_steps(GPT2 *m, AdamW *opt, const RefDump *r, int steps, float lr, float wd) {
     for (int s = 0; s < steps; s++) {
@@ -908,6 +947,7 @@ static Suite *gpt2_suite(void) {
     tcase_set_timeout(adapters, 300);
     tcase_add_test(adapters, test_adapter_zero_B_is_base);
     tcase_add_test(adapters, test_merge_unmerge);
+    tcase_add_test(adapters, test_adapter_merged_vs_unmerged);
     tcase_add_test(adapters, test_frozen_base_and_lori_invariants);
     tcase_add_test(adapters, test_plora_unload);
     suite_add_tcase(s, adapters);

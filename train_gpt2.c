@@ -511,7 +511,9 @@ static void gpt2_free(GPT2 *m) {
 // y = x W^T + b (+ the adapter's s·B A drop(x) when slot (l,t) is adapted)
 static void linear_forward(GPT2 *m, int l, int t, float *out, const float *inp, const float *W, const float *b,
                            int N, int C, int OC) {
-    PROF(PC_MATMUL, matmul_forward(out, inp, W, b, N, C, OC));
+    const float *Wf = W; // with an adapter, maybe W + s B A (see lora/adapter.h: merged execution)
+    if (m->adapter) PROF(PC_LORA, Wf = adapter_forward_weight(m->adapter, l, t, W, N));
+    PROF(PC_MATMUL, matmul_forward(out, inp, Wf, b, N, C, OC));
     if (m->adapter) PROF(PC_LORA, adapter_forward(m->adapter, l, t, out, inp, N));
 }
 
@@ -519,7 +521,7 @@ static void linear_forward(GPT2 *m, int l, int t, float *out, const float *inp, 
 // gradient (written, not accumulated) only when something below needs it (dinp NULL otherwise).
 static void linear_backward(GPT2 *m, int l, int t, float *dinp, float *dW, float *db, const float *dout,
                             const float *inp, const float *W, int N, int C, int OC) {
-    if (dinp) PROF(PC_MATMUL, matmul_backward_input(dinp, dout, W, N, C, OC));
+    if (dinp) PROF(PC_MATMUL, matmul_backward_input(dinp, dout, m->adapter ? adapter_backward_weight(m->adapter, l, t, W) : W, N, C, OC));
     if (dW || db) PROF(PC_WGRAD, matmul_backward(NULL, dW, db, dout, inp, W, N, C, OC));
     if (m->adapter) PROF(PC_LORA, adapter_backward(m->adapter, l, t, dinp, dout, inp, N));
 }

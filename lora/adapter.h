@@ -14,8 +14,10 @@ gemm-based version here); the variants differ only in the places marked VARIANT 
 Usage (the trainer does this):
     Adapter ad; adapter_create(&ad, &cfg, L, C);   // A drawn, B = 0: the model is exactly the base
     adapter_alloc_acts(&ad, B*T);
-    ... in the model: adapter_forward(&ad, l, t, out, inp, N) after the base matmul,
-                      adapter_backward(&ad, l, t, dinp, dout, inp, N) next to its backward
+    ... in the model: W' = adapter_forward_weight(&ad, l, t, W, N) for the base matmul (W, or W + s B A),
+                      adapter_forward(&ad, l, t, out, inp, N) after it,
+                      adapter_backward_weight(&ad, l, t, W) for the base's input gradient and
+                      adapter_backward(&ad, l, t, dinp, dout, inp, N) next to it
     adapter_fold(&ad, slot, W, +1)                  // merge W += s B A (-1 unmerges)
 Parameters of all slots live in one buffer: every A first (slot order), then every B.
 Slots are (layer, target) pairs in order l = 0..L-1, t = qkv, attn_proj, fc, fc_proj.
@@ -72,6 +74,10 @@ typedef struct {
     float *du;                // (N, r) scratch
     float *tmp;               // (N, 4C) scratch
     float *dat;               // (4C, r) scratch: dA^T
+    // merged execution (adapter_forward_weight): per slot W + s B A, (out,in), or NULL
+    float **wm;
+    uint8_t *merged;          // (nslots,) 1: the last forward of the slot ran on wm[s]
+    int merge;                // -1: when cheaper (default), 0: never, 1: always (tests)
     int training;             // dropout is active only while training
     uint64_t drop_rng;
     int stage;                // PLoRA: number of unloads done
@@ -111,6 +117,8 @@ static void adapter_free(Adapter *ad) {
     free(ad->slot_layer); free(ad->slot_target); free(ad->slot_in); free(ad->slot_out);
     free(ad->a_off); free(ad->b_off); free(ad->params); free(ad->grads);
     free(ad->mask); free(ad->kept); free(ad->u); free(ad->drop); free(ad->xd); free(ad->du); free(ad->tmp); free(ad->dat);
+    for (int s = 0; ad->wm && s < ad->nslots; s++) free(ad->wm[s]);
+    free(ad->wm); free(ad->merged);
     memset(ad, 0, sizeof(*ad));
 }
 
@@ -147,7 +155,10 @@ static int adapter_create(Adapter *ad, const AdapterConfig *cfg, int L, int C, c
     }
     ad->params = calloc(ad->nA + ad->nB, sizeof(float));
     ad->grads = calloc(ad->nA + ad->nB, sizeof(float));
-    if (!ad->params || !ad->grads) { snprintf(err, errlen, "adapter: out of memory"); adapter_free(ad); return -1; }
+    ad->wm = calloc((size_t)(n ? n : 1), sizeof(float *));
+    ad->merged = calloc((size_t)(n ? n : 1), 1);
+    ad->merge = -1;
+    if (!ad->params || !ad->grads || !ad->wm || !ad->merged) { snprintf(err, errlen, "adapter: out of memory"); adapter_free(ad); return -1; }
     for (int s = 0; s < n; s++) adapter_draw_A(ad, s, cfg->seed);
     return 0;
 }
@@ -175,6 +186,43 @@ static size_t adapter_num_trainable(const Adapter *ad) {
 
 // ----------------------------------------------------------------------------
 // forward / backward of one adapted linear (the base matmul is done by the caller)
+//
+// Two ways to run it, the same function: unmerged, y = x W^T + s (x A^T) B^T and dx = dy W + (s dy B) A,
+// two extra products of N rows each way; or merged, y = x (W + s B A)^T and dx = dy (W + s B A), where
+// W + s B A costs one (out,in,r) product and a copy of W per forward. Merged is cheaper when the
+// batch has many rows for the layer's size (N (in + out) >= 4 in out: the tiny models' 2048 rows, not
+// 124M's 256); never with dropout (the adapter's input is then not the base's). u = x A^T, dA and dB
+// are computed either way.
+
+static int adapter_merges(const Adapter *ad, int s, int N) {
+    if (ad->drop && ad->training) return 0;
+    if (ad->merge >= 0) return ad->merge;
+    double in = ad->slot_in[s], o = ad->slot_out[s];
+    return (double)N * (in + o) >= 4.0 * in * o;
+}
+
+// The weight the base product of slot (l,t) should use for N rows: W itself, or W + s B A (computed
+// now, from the current A and B). Records the choice for adapter_forward/backward.
+static const float *adapter_forward_weight(Adapter *ad, int l, int t, const float *W, int N) {
+    int s = ad->slot_of[l][t];
+    if (s < 0) return W;
+    ad->merged[s] = (uint8_t)adapter_merges(ad, s, N);
+    if (!ad->merged[s]) return W;
+    int in = ad->slot_in[s], o = ad->slot_out[s], r = ad->cfg.rank;
+    if (!ad->wm[s] && !(ad->wm[s] = malloc(sizeof(float) * (size_t)o * in))) {
+        fprintf(stderr, "adapter: out of memory for a merged weight\n");
+        exit(EXIT_FAILURE);
+    }
+    memcpy(ad->wm[s], W, sizeof(float) * (size_t)o * in);
+    gemm('N', 'N', o, in, r, ad->scale, adapter_B(ad, s), r, adapter_A(ad, s), in, 1.0f, ad->wm[s], in);
+    return ad->wm[s];
+}
+
+// The weight of slot (l,t)'s last forward, for its input gradient: W or the merged W + s B A.
+static const float *adapter_backward_weight(const Adapter *ad, int l, int t, const float *W) {
+    int s = ad->slot_of[l][t];
+    return s >= 0 && ad->merged[s] ? ad->wm[s] : W;
+}
 
 // out (N,out) += s · drop(inp) A^T B^T for slot (l,t); no-op when (l,t) is not adapted
 static void adapter_forward(Adapter *ad, int l, int t, float *out, const float *inp, int N) {
@@ -194,6 +242,7 @@ static void adapter_forward(Adapter *ad, int l, int t, float *out, const float *
         x = ad->xd;
     }
     gemm('N', 'T', N, r, in, 1.0f, x, in, adapter_A(ad, s), in, 0.0f, u, r);          // u = x A^T
+    if (ad->merged[s]) return;                                                       // in the base's product
     gemm('N', 'T', N, o, r, ad->scale, u, r, adapter_B(ad, s), r, 1.0f, out, o);      // out += s u B^T
 }
 
@@ -216,7 +265,7 @@ static void adapter_backward(Adapter *ad, int l, int t, float *dinp, const float
         for (int j = 0; j < r; j++)
             for (int c = 0; c < in; c++) dA[(size_t)j * in + c] += ad->dat[(size_t)c * r + j];
     }
-    if (dinp) {                                                                      // dinp += (du A) * drop
+    if (dinp && !ad->merged[s]) {                                                    // dinp += (du A) * drop
         if (dm) {
             gemm('N', 'N', N, in, r, 1.0f, ad->du, r, A, in, 0.0f, ad->tmp, in);
             for (size_t i = 0; i < (size_t)N * in; i++) dinp[i] += ad->tmp[i] * dm[i];
