@@ -79,11 +79,9 @@ static bf16 *upload_rand(size_t n, float sd, std::mt19937 &rng) {
 }
 
 struct Var { const char *name; void *k; int threads; };
-#define FWD(KC, MB) {"fwd KC=" #KC " minB=" #MB, (void *)attention_forward_fast_kernel<KC, MB, 1>, 128}
-#define FWD2(KC, MB) {"fwd2 KC=" #KC " minB=" #MB, (void *)attention_forward_fast_kernel<KC, MB, 2>, 64}
+#define FWD(KC, MB) {"fwd KC=" #KC " minB=" #MB, (void *)attention_forward_fast_kernel<KC, MB>, 128}
 #define DKV(QC, MB) {"dkv QC=" #QC " minB=" #MB, (void *)attention_backward_dkv_fast_kernel<QC, MB>, 128}
-#define DQ(KC, MB) {"dq  KC=" #KC " minB=" #MB, (void *)attention_backward_dq_fast_kernel<KC, MB, 1>, 128}
-#define DQ2(KC, MB) {"dq2 KC=" #KC " minB=" #MB, (void *)attention_backward_dq_fast_kernel<KC, MB, 2>, 64}
+#define DQ(KC, MB) {"dq  KC=" #KC " minB=" #MB, (void *)attention_backward_dq_fast_kernel<KC, MB>, 128}
 
 static int g_fail = 0;
 
@@ -105,7 +103,7 @@ static void bench_attention(int B, int T, int NH, bool timing, std::mt19937 &rng
     dim3 grid((T + 63) / 64, B * NH);
     printf("\n-- attention B=%d T=%d NH=%d hs=64 (rel. L2 error vs the reference kernel%s)\n", B, T, NH,
            timing ? "; ms, causal TFLOP/s" : "");
-    Var fwd[] = {FWD(64, 1), FWD(64, 4), FWD(32, 4), FWD2(32, 1), FWD2(32, 5), FWD2(32, 6), FWD2(64, 1), FWD2(16, 6)};
+    Var fwd[] = {FWD(64, 1), FWD(64, 4), FWD(32, 1), FWD(32, 4)};
     for (Var &v : fwd) {
         CUDA_CHECK(cudaMemset(o, 0xff, nout * 2));
         auto run = [&] { void *args[] = {&o, &l, &qkv, &T, &NH};
@@ -121,7 +119,7 @@ static void bench_attention(int B, int T, int NH, bool timing, std::mt19937 &rng
     }
     // the backward variants: D from the reference, each kernel timed alone; outputs checked per part
     std::vector<Var> dkv = {DKV(64, 1), DKV(32, 3), DKV(16, 3)};
-    std::vector<Var> dqv = {DQ(64, 1), DQ(32, 3), DQ(16, 4), DQ2(16, 1), DQ2(16, 5)};
+    std::vector<Var> dqv = {DQ(64, 1), DQ(32, 3), DQ(16, 4)};
     float dkv_best = 1e30f, dq_best = 1e30f;
     for (int part = 0; part < 2; part++)
         for (Var &v : (part == 0 ? dkv : dqv)) {
