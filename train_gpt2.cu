@@ -148,10 +148,11 @@ template <typename T> struct ModelT : GPUModel {
     int rp = 0;
     long ld1 = 0, ldg = 0;
     std::vector<T *> slot_wb;  // per slot: its [W | B], or NULL
-    // fc_proj's backward with the GELU backward in the product's epilogue (bf16): dinp = gelu'(fch) *
-    // ([dout | du] [W ; A]), K concatenated the other way: du = s dout B sits in the spare columns of
-    // the residual gradient (row stride ldr), the weight is kept once more as [W ; A] (out + r, in)
-    std::vector<T *> slot_wa;  // per fc_proj slot: its [W ; A], or NULL
+    // attn_proj's and fc_proj's backward with the adapter's input-gradient term inside the product (and
+    // fc_proj's GELU backward in its epilogue, bf16): dinp = [dout | du] [W ; A], K concatenated the
+    // other way: du = s dout B sits in the spare columns of the residual gradient (row stride ldr), the
+    // weight is kept once more as [W ; A] (out + r, in). See resid_backward.
+    std::vector<T *> slot_wa;  // per attn_proj / fc_proj slot: its [W ; A], or NULL
     bool dgelu_epilogue = is_bf16 && getenv("GPU_NO_DGELU_EPILOGUE") == nullptr;
     long ldr = 0;
     std::vector<ColCopy<T>> wb_jobs;
@@ -323,10 +324,11 @@ template <typename T> struct ModelT : GPUModel {
             slot_wa.assign(nslots, nullptr);
             if (kcat) {
                 for (int s = 0; s < nslots; s++) {
-                    if (slot_target[s] == 1) continue;
-                    slot_wb[s] = dalloc<T>((size_t)slot_out[s] * (slot_in[s] + rp));
-                    wb_jobs.push_back(ColCopy<T>{slot_wb[s] + slot_in[s], slot_B(s), (long)(slot_in[s] + rp), slot_out[s], rank});
-                    if (slot_target[s] == 3 && dgelu_epilogue) {
+                    if (slot_target[s] != 1) { // (attn_proj's input comes from the attention kernels: no spare columns)
+                        slot_wb[s] = dalloc<T>((size_t)slot_out[s] * (slot_in[s] + rp));
+                        wb_jobs.push_back(ColCopy<T>{slot_wb[s] + slot_in[s], slot_B(s), (long)(slot_in[s] + rp), slot_out[s], rank});
+                    }
+                    if (slot_target[s] == 1 || (slot_target[s] == 3 && dgelu_epilogue)) {
                         slot_wa[s] = dalloc<T>((size_t)(slot_out[s] + rank) * slot_in[s]);
                         wb_jobs.push_back(ColCopy<T>{slot_wa[s] + (size_t)slot_out[s] * slot_in[s], slot_A(s), (long)slot_in[s],
                                                      rank, slot_in[s]});
@@ -514,11 +516,11 @@ template <typename T> struct ModelT : GPUModel {
             static const int wt[4] = {P_QKVW, P_ATTPROJW, P_FCW, P_FCPROJW};
             static const size_t per[4] = {3, 1, 4, 4};
             for (int s = 0; s < nslots; s++) {
-                if (!slot_wb[s]) continue;
                 int l = slot_layer[s], t = slot_target[s], in = slot_in[s], o = slot_out[s];
                 const T *W = pX(wt[t]) + (size_t)l * per[t] * C * C;
-                CUDA_CHECK(cudaMemcpy2DAsync(slot_wb[s], (in + rp) * sizeof(T), W, in * sizeof(T), in * sizeof(T), o,
-                                             cudaMemcpyDeviceToDevice, st));
+                if (slot_wb[s])
+                    CUDA_CHECK(cudaMemcpy2DAsync(slot_wb[s], (in + rp) * sizeof(T), W, in * sizeof(T), in * sizeof(T), o,
+                                                 cudaMemcpyDeviceToDevice, st));
                 if (slot_wa[s]) CUDA_CHECK(cudaMemcpyAsync(slot_wa[s], W, (size_t)o * in * sizeof(T), cudaMemcpyDeviceToDevice, st));
             }
             wb_w_dirty = false;
@@ -705,27 +707,34 @@ template <typename T> struct ModelT : GPUModel {
         return n > 0 ? (float)(sum / n) : -1.0f;
     }
 
-    // fc_proj's backward through the GELU in one product (bf16): dbig = gelu'(fch) * (dres W + du A), the
-    // GELU backward in cuBLASLt's epilogue; with an adapter kept as [W ; A], du = s dres B first goes into
-    // dres's spare columns and the product runs over K = C + rank. Then the weight, bias and adapter
-    // gradients as linear_backward's. Returns false (nothing done) where this does not apply: fp32,
-    // GPU_NO_DGELU_EPILOGUE=1, or an adapter on fc_proj with dropout.
-    bool fcproj_backward_dgelu(int l, float *dW, float *db) {
-        int s = has_ad ? slot_of[l * 4 + 3] : -1;
-        if (!dgelu_epilogue || (s >= 0 && !slot_wa[s])) return false;
-        int in = 4 * C, o = C, r = rank;
-        const T *W = pX(P_FCPROJW) + (size_t)l * 4 * C * C, *x = fchg + l * N * ldg;
-        T *pre = fch + (size_t)l * 4 * N * C;
+    // The backward of the two products whose output gradient is the residual stream's (t = 1 attn_proj,
+    // t = 3 fc_proj) with the adapter's input-gradient term inside the product: du = s dres B goes into
+    // dres's spare columns (row stride ldr) and the weight is kept once more as [W ; A] (out + r, in), so
+    // dinp = [dres | du] [W ; A] is one product over K = C + rank. fc_proj's also takes the GELU backward
+    // into cuBLASLt's epilogue (bf16): dbig = gelu'(fch) * (dres W + du A). Then the weight, bias and
+    // adapter gradients as linear_backward's. Returns false (nothing done) where this does not apply:
+    // attn_proj without an adapter, an adapter with dropout, fc_proj in fp32 or GPU_NO_DGELU_EPILOGUE=1.
+    bool resid_backward(int l, int t, T *dinp, long ldi, float *dW, float *db) {
+        int s = has_ad ? slot_of[l * 4 + t] : -1;
+        bool gelu = t == 3;
+        if ((gelu && !dgelu_epilogue) || (!gelu && s < 0) || (s >= 0 && !slot_wa[s])) return false;
+        int in = gelu ? 4 * C : C, o = C, r = rank;
+        const T *W = gelu ? pX(P_FCPROJW) + (size_t)l * 4 * C * C : pX(P_ATTPROJW) + (size_t)l * C * C;
+        const T *x = gelu ? fchg + l * N * ldg : atty + (size_t)l * N * C;
+        long ldx = gelu ? ldg : C;
+        T *pre = gelu ? fch + (size_t)l * 4 * N * C : nullptr;
         if (s >= 0) { // du = s dres B into dres's spare columns
             mark(PC_LORA);
             gemm<T, T>(&gc, 'N', 'N', N, r, o, scale, dres, ldr, slot_B(s), r, 0.0f, dres + o, ldr);
         }
         mark(PC_MATMUL);
-        if (s >= 0) gemm<T, T>(&gc, 'N', 'N', N, in, o + r, 1.0f, dres, ldr, slot_wa[s], in, 0.0f, dbig, ldg, nullptr, pre, in, true);
-        else gemm<T, T>(&gc, 'N', 'N', N, in, o, 1.0f, dres, ldr, W, in, 0.0f, dbig, ldg, nullptr, pre, in, true);
+        if (dinp) {
+            if (s >= 0) gemm<T, T>(&gc, 'N', 'N', N, in, o + r, 1.0f, dres, ldr, slot_wa[s], in, 0.0f, dinp, ldi, nullptr, pre, in, gelu);
+            else gemm<T, T>(&gc, 'N', 'N', N, in, o, 1.0f, dres, ldr, W, in, 0.0f, dinp, ldi, nullptr, pre, in, gelu);
+        }
         mark(PC_WGRAD);
         if (dW) {
-            gemm<T, float>(&gc, 'T', 'N', o, in, N, 1.0f, dres, ldr, x, ldg, 1.0f, dW, in);
+            gemm<T, float>(&gc, 'T', 'N', o, in, N, 1.0f, dres, ldr, x, ldx, 1.0f, dW, in);
             g_gpu_base_weight_grad_calls++;
         }
         if (db) {
@@ -735,8 +744,9 @@ template <typename T> struct ModelT : GPUModel {
         if (s < 0) return true;
         mark(PC_LORA);
         float *dA = gab32 + a_off[s], *dB = gab32 + nA + b_off[s];
-        gemm<T, float>(&gc, 'T', 'N', o, r, N, 1.0f, dres, ldr, x + in, ldg, 1.0f, dB, r); // dB += dout^T (s u)
-        if (trains_A) gemm<T, float>(&gc, 'T', 'N', r, in, N, 1.0f, dres + o, ldr, x, ldg, 1.0f, dA, in); // dA += du^T x
+        if (gelu) gemm<T, float>(&gc, 'T', 'N', o, r, N, 1.0f, dres, ldr, x + in, ldx, 1.0f, dB, r); // dB += dout^T (s u)
+        else gemm<T, float>(&gc, 'T', 'N', o, r, N, scale, dres, ldr, u + (size_t)s * N * r, r, 1.0f, dB, r);
+        if (trains_A) gemm<T, float>(&gc, 'T', 'N', r, in, N, 1.0f, dres + o, ldr, x, ldx, 1.0f, dA, in); // dA += du^T x
         return true;
     }
 
@@ -764,7 +774,7 @@ template <typename T> struct ModelT : GPUModel {
             // fc_proj (its output gradient is the residual stream's)
             // (dbig has row stride ldg and dsmall ld1 after the products of fc_proj, fc and qkv: with the
             // adapter kept as [W | B] their spare columns receive dout B)
-            bool epi = lo <= p0 + 2 && fcproj_backward_dgelu(l, gl(P_FCPROJW, (size_t)4 * C * C), gl(P_FCPROJB, C));
+            bool epi = lo <= p0 + 2 && resid_backward(l, 3, dbig, ldg, gl(P_FCPROJW, (size_t)4 * C * C), gl(P_FCPROJB, C));
             bool fused = !epi && linear_backward(l, 3, lo < p0 + 3 ? dbig : nullptr, ldg, gl(P_FCPROJW, (size_t)4 * C * C),
                                                  gl(P_FCPROJB, C), dres, ldr, fchg + l * N * ldg, ldg,
                                                  pX(P_FCPROJW) + (size_t)l * 4 * C * C, 4 * C, C, true);
@@ -786,8 +796,9 @@ template <typename T> struct ModelT : GPUModel {
                                    ln2_mean + l * N, ln2_rstd + l * N, N, C, 1, num_sms, st, ld1, ldr);
             if (lo > p0 + 1) break; // nothing trainable below the MLP of this layer
             // attn_proj (its output gradient is the residual stream's, now including the ln2 path)
-            linear_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, C, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C), dres, ldr,
-                            atty + l * NC, C, pX(P_ATTPROJW) + (size_t)l * C * C, C, C);
+            if (!resid_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, C, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C)))
+                linear_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, C, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C), dres,
+                                ldr, atty + l * NC, C, pX(P_ATTPROJW) + (size_t)l * C * C, C, C);
             if (lo <= p0) {
                 mark(PC_ATT_BWD);
                 attention_backward(dqkv, attD, dsmall, qkv + l * 3 * NC, atty + l * NC, lse + (size_t)l * N * NH, B, T_, C,
