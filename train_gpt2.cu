@@ -134,11 +134,12 @@ template <typename T> struct ModelT : GPUModel {
     bool training = true;
     std::vector<uint64_t> slot_rng;
     std::vector<char> slot_dropped;
-    // The adapter concatenated along K (no dropout; qkv, fc and fc_proj): the layer's input buffer has
+    // The adapter concatenated along K (no dropout; all four products): the layer's input buffer has
     // spare columns per row (rank rounded up to 64; row stride ld1 or ldg) that hold s u = s x A^T, and
     // the weight is stored once more as [W | B] (out, in + rp; rp = rank rounded up to 8), so
     // y = [x | s u] [W | B]^T + b is one product and s u itself is read back by the backward
-    // (dB = dout^T (s u)). ld1: row stride of ln1 and ln2, ldg: of fchg.
+    // (dB = dout^T (s u)). ld1: row stride of ln1, ln2 and atty (the attention kernels write it with
+    // that stride, so attn_proj is concatenated too), ldg: of fchg.
     bool kcat = false;
     bool fuse_gelu = true; // fc_proj's dinp += du A inside the GELU backward (GPU_NO_FUSED_GELU=1: off)
     // bf16: the GELU forward in the fc product's cuBLASLt epilogue (GPU_NO_GELU_EPILOGUE=1: the kernel)
@@ -324,10 +325,8 @@ template <typename T> struct ModelT : GPUModel {
             slot_wa.assign(nslots, nullptr);
             if (kcat) {
                 for (int s = 0; s < nslots; s++) {
-                    if (slot_target[s] != 1) { // (attn_proj's input comes from the attention kernels: no spare columns)
-                        slot_wb[s] = dalloc<T>((size_t)slot_out[s] * (slot_in[s] + rp));
-                        wb_jobs.push_back(ColCopy<T>{slot_wb[s] + slot_in[s], slot_B(s), (long)(slot_in[s] + rp), slot_out[s], rank});
-                    }
+                    slot_wb[s] = dalloc<T>((size_t)slot_out[s] * (slot_in[s] + rp));
+                    wb_jobs.push_back(ColCopy<T>{slot_wb[s] + slot_in[s], slot_B(s), (long)(slot_in[s] + rp), slot_out[s], rank});
                     if (slot_target[s] == 1 || (slot_target[s] == 3 && dgelu_epilogue)) {
                         slot_wa[s] = dalloc<T>((size_t)(slot_out[s] + rank) * slot_in[s]);
                         wb_jobs.push_back(ColCopy<T>{slot_wa[s] + (size_t)slot_out[s] * slot_in[s], slot_A(s), (long)slot_in[s],
@@ -346,7 +345,7 @@ template <typename T> struct ModelT : GPUModel {
         encoded = dalloc<T>(NC);
         ln1 = dalloc<T>((size_t)L * N * ld1);
         qkv = dalloc<T>(L * 3 * NC);
-        atty = dalloc<T>(L * NC);
+        atty = dalloc<T>((size_t)L * N * ld1);
         res2 = dalloc<T>(L * NC);
         ln2 = dalloc<T>((size_t)L * N * ld1);
         fch = dalloc<T>(L * 4 * NC);
@@ -668,12 +667,12 @@ template <typename T> struct ModelT : GPUModel {
         layernorm_forward(ln1, ln1_mean, ln1_rstd, (T *)nullptr, encoded, (const T *)nullptr, pX(P_LN1W), pX(P_LN1B), N, C, st, ld1);
         for (int l = 0; l < L; l++) {
             const T *residual = l == 0 ? encoded : res3 + (l - 1) * NC;
-            T *l_ln1 = ln1 + l * N * ld1, *l_qkv = qkv + l * 3 * NC, *l_atty = atty + l * NC, *l_res2 = res2 + l * NC;
+            T *l_ln1 = ln1 + l * N * ld1, *l_qkv = qkv + l * 3 * NC, *l_atty = atty + l * N * ld1, *l_res2 = res2 + l * NC;
             T *l_ln2 = ln2 + l * N * ld1, *l_fch = fch + l * 4 * NC, *l_fchg = fchg + l * N * ldg, *l_res3 = res3 + l * NC;
             linear_forward(l, 0, l_qkv, l_ln1, ld1, pX(P_QKVW) + (size_t)l * 3 * C * C, pX(P_QKVB) + l * 3 * C, C, 3 * C);
             mark(PC_ATT_FWD);
-            attention_forward(l_atty, lse + (size_t)l * N * NH, l_qkv, B, T_, C, NH, simple, st);
-            linear_forward(l, 1, proj, l_atty, C, pX(P_ATTPROJW) + (size_t)l * C * C, pX(P_ATTPROJB) + l * C, C, C);
+            attention_forward(l_atty, lse + (size_t)l * N * NH, l_qkv, B, T_, C, NH, simple, st, ld1);
+            linear_forward(l, 1, proj, l_atty, ld1, pX(P_ATTPROJW) + (size_t)l * C * C, pX(P_ATTPROJB) + l * C, C, C);
             mark(PC_LN);
             layernorm_forward(l_ln2, ln2_mean + l * N, ln2_rstd + l * N, l_res2, residual, proj, pX(P_LN2W) + l * C,
                               pX(P_LN2B) + l * C, N, C, st, ld1);
@@ -720,8 +719,8 @@ template <typename T> struct ModelT : GPUModel {
         if ((gelu && !dgelu_epilogue) || (!gelu && s < 0) || (s >= 0 && !slot_wa[s])) return false;
         int in = gelu ? 4 * C : C, o = C, r = rank;
         const T *W = gelu ? pX(P_FCPROJW) + (size_t)l * 4 * C * C : pX(P_ATTPROJW) + (size_t)l * C * C;
-        const T *x = gelu ? fchg + l * N * ldg : atty + (size_t)l * N * C;
-        long ldx = gelu ? ldg : C;
+        const T *x = gelu ? fchg + l * N * ldg : atty + (size_t)l * N * ld1;
+        long ldx = gelu ? ldg : ld1;
         T *pre = gelu ? fch + (size_t)l * 4 * N * C : nullptr;
         if (s >= 0) { // du = s dres B into dres's spare columns
             mark(PC_LORA);
@@ -744,7 +743,7 @@ template <typename T> struct ModelT : GPUModel {
         if (s < 0) return true;
         mark(PC_LORA);
         float *dA = gab32 + a_off[s], *dB = gab32 + nA + b_off[s];
-        if (gelu) gemm<T, float>(&gc, 'T', 'N', o, r, N, 1.0f, dres, ldr, x + in, ldx, 1.0f, dB, r); // dB += dout^T (s u)
+        if (slot_wb[s]) gemm<T, float>(&gc, 'T', 'N', o, r, N, 1.0f, dres, ldr, x + in, ldx, 1.0f, dB, r); // dB += dout^T (s u)
         else gemm<T, float>(&gc, 'T', 'N', o, r, N, scale, dres, ldr, u + (size_t)s * N * r, r, 1.0f, dB, r);
         if (trains_A) gemm<T, float>(&gc, 'T', 'N', r, in, N, 1.0f, dres + o, ldr, x, ldx, 1.0f, dA, in); // dA += du^T x
         return true;
@@ -798,11 +797,11 @@ template <typename T> struct ModelT : GPUModel {
             // attn_proj (its output gradient is the residual stream's, now including the ln2 path)
             if (!resid_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, C, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C)))
                 linear_backward(l, 1, lo < p0 + 1 ? dsmall : nullptr, C, gl(P_ATTPROJW, (size_t)C * C), gl(P_ATTPROJB, C), dres,
-                                ldr, atty + l * NC, C, pX(P_ATTPROJW) + (size_t)l * C * C, C, C);
+                                ldr, atty + l * N * ld1, ld1, pX(P_ATTPROJW) + (size_t)l * C * C, C, C);
             if (lo <= p0) {
                 mark(PC_ATT_BWD);
-                attention_backward(dqkv, attD, dsmall, qkv + l * 3 * NC, atty + l * NC, lse + (size_t)l * N * NH, B, T_, C,
-                                   NH, simple, st);
+                attention_backward(dqkv, attD, dsmall, qkv + l * 3 * NC, atty + l * N * ld1, lse + (size_t)l * N * NH, B, T_, C,
+                                   NH, simple, st, ld1);
                 linear_backward(l, 0, lo < p0 ? dsmall : nullptr, ld1, gl(P_QKVW, (size_t)3 * C * C), gl(P_QKVB, 3 * C), dqkv,
                                 3 * C, ln1 + l * N * ld1, ld1, pX(P_QKVW) + (size_t)l * 3 * C * C, C, 3 * C);
             }

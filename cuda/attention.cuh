@@ -4,7 +4,7 @@ matrix is never stored; the forward keeps one log-sum-exp per row and the backwa
 probabilities from it (kernels/layers.h's attention_forward/backward is the math).
 
     qkv is (B,T,3C) holding [q;k;v], head h of each uses channels h*hs..h*hs+hs-1 (as on the CPU)
-    out is (B,T,C); lse is (B,NH,T): lse[i] = log sum_{j<=i} exp(q_i.k_j / sqrt(hs))
+    out is (B,T,C) with row stride ldo (default C); lse is (B,NH,T): lse[i] = log sum_{j<=i} exp(q_i.k_j / sqrt(hs))
     backward: dout (B,T,C) -> dqkv (B,T,3C) (overwritten); D (B,NH,T) scratch = rowsum(dout * out)
 
 Two versions of each pass, tested against each other (test_gpt2.cu):
@@ -35,7 +35,7 @@ copied with cp.async into two buffers, the next tile's copy overlapping this til
 // the reference kernels: one warp per (b, h, row); lanes split the head dimension
 
 template <typename T>
-__global__ void attention_forward_simple_kernel(T *out, float *lse, const T *qkv, int B, int T_, int NH, int hs) {
+__global__ void attention_forward_simple_kernel(T *out, float *lse, const T *qkv, int B, int T_, int NH, int hs, long ldo) {
     int warps = blockDim.x / 32, lane = threadIdx.x % 32;
     long r = (long)blockIdx.x * warps + threadIdx.x / 32;
     if (r >= (long)B * NH * T_) return;
@@ -68,7 +68,7 @@ __global__ void attention_forward_simple_kernel(T *out, float *lse, const T *qkv
         }
         m = mn;
     }
-    T *op = out + ((long)b * T_ + i) * C + h * hs;
+    T *op = out + ((long)b * T_ + i) * ldo + h * hs;
 #pragma unroll
     for (int k = 0; k < ATT_MAX_HS / 32; k++) {
         int d = lane + 32 * k;
@@ -79,14 +79,14 @@ __global__ void attention_forward_simple_kernel(T *out, float *lse, const T *qkv
 
 // D (B,NH,T) = rowsum(dout * out) per head
 template <typename T>
-__global__ void attention_rowdot_kernel(float *D, const T *dout, const T *out, int B, int T_, int NH, int hs) {
+__global__ void attention_rowdot_kernel(float *D, const T *dout, const T *out, int B, int T_, int NH, int hs, long ldo) {
     int warps = blockDim.x / 32, lane = threadIdx.x % 32;
     long r = (long)blockIdx.x * warps + threadIdx.x / 32;
     if (r >= (long)B * NH * T_) return;
     int i = (int)(r % T_), h = (int)((r / T_) % NH), b = (int)(r / ((long)T_ * NH));
-    long off = ((long)b * T_ + i) * NH * hs + h * hs;
+    long off = ((long)b * T_ + i) * NH * hs + h * hs, oo = ((long)b * T_ + i) * ldo + h * hs;
     float s = 0.0f;
-    for (int d = lane; d < hs; d += 32) s += to_f(dout[off + d]) * to_f(out[off + d]);
+    for (int d = lane; d < hs; d += 32) s += to_f(dout[off + d]) * to_f(out[oo + d]);
     s = warp_sum(s);
     if (lane == 0) D[r] = s;
 }
@@ -297,7 +297,8 @@ __device__ inline void cp_async4(void *dst, const void *src) {
 
 // grid (ceil(T/64), B*NH), 128 threads; the longest query tiles start first
 template <int KC, int MINB>
-__global__ void __launch_bounds__(128, MINB) attention_forward_fast_kernel(bf16 *out, float *lse, const bf16 *qkv, int T_, int NH) {
+__global__ void __launch_bounds__(128, MINB) attention_forward_fast_kernel(bf16 *out, float *lse, const bf16 *qkv, int T_, int NH,
+                                                                          long ldo) {
     __shared__ __align__(16) bf16 Ks[2][64][FA_PAD], Vs[2][64][FA_PAD];
     const int C = NH * 64, C3 = 3 * C;
     int nqt = (T_ + 63) / 64, qt = nqt - 1 - blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
@@ -371,7 +372,7 @@ __global__ void __launch_bounds__(128, MINB) attention_forward_fast_kernel(bf16 
     lA += __shfl_xor_sync(0xffffffffu, lA, 2);
     lB += __shfl_xor_sync(0xffffffffu, lB, 1);
     lB += __shfl_xor_sync(0xffffffffu, lB, 2);
-    fa_store_rows(out + (long)b * T_ * C + h * 64, C, o, 1.0f / lA, 1.0f / lB, q0, T_, g, t);
+    fa_store_rows(out + (long)b * T_ * ldo + h * 64, ldo, o, 1.0f / lA, 1.0f / lB, q0, T_, g, t);
     if (t == 0) {
         if (qA < T_) lse[(long)bh * T_ + qA] = (mA + log2f(lA)) * LN2_F;
         if (qB < T_) lse[(long)bh * T_ + qB] = (mB + log2f(lB)) * LN2_F;
@@ -458,7 +459,7 @@ __global__ void __launch_bounds__(128, MINB) attention_backward_dkv_fast_kernel(
 template <int KC, int MINB>
 __global__ void __launch_bounds__(128, MINB) attention_backward_dq_fast_kernel(bf16 *dqkv, const bf16 *qkv, const bf16 *dout,
                                                                                const float *lse, float *D, int T_, int NH,
-                                                                               const bf16 *out) {
+                                                                               const bf16 *out, long ldo) {
     __shared__ __align__(16) bf16 Ks[2][64][FA_PAD], Vs[2][64][FA_PAD];
     const int C = NH * 64, C3 = 3 * C;
     int nqt = (T_ + 63) / 64, qt = nqt - 1 - blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
@@ -475,7 +476,7 @@ __global__ void __launch_bounds__(128, MINB) attention_backward_dq_fast_kernel(b
     float DA, DB;
     if (out) { // D of rows qA, qB: this lane's 16 products of each, summed over the 4 lanes of the row
         uint32_t oa[4][4];
-        fa_load_afrag(oa, out + (long)b * T_ * C + h * 64, C, q0, T_, g, t);
+        fa_load_afrag(oa, out + (long)b * T_ * ldo + h * 64, ldo, q0, T_, g, t);
         DA = DB = 0.0f;
 #pragma unroll
         for (int kk = 0; kk < 4; kk++)
@@ -569,32 +570,35 @@ template <typename T> inline bool attention_fast_ok(int hs, bool simple) { (void
 template <> inline bool attention_fast_ok<bf16>(int hs, bool simple) { return hs == 64 && !simple; }
 
 template <typename T>
-void attention_forward(T *out, float *lse, const T *qkv, int B, int T_, int C, int NH, bool simple, cudaStream_t st) {
+void attention_forward(T *out, float *lse, const T *qkv, int B, int T_, int C, int NH, bool simple, cudaStream_t st,
+                       long ldo = 0) {
+    if (ldo == 0) ldo = C;
     int hs = C / NH;
     if (attention_fast_ok<T>(hs, simple)) {
         dim3 grid((T_ + 63) / 64, B * NH);
-        attention_forward_fast_kernel<ATT_FWD_KC, ATT_FWD_MINB><<<grid, 128, 0, st>>>((bf16 *)out, lse, (const bf16 *)qkv, T_, NH);
+        attention_forward_fast_kernel<ATT_FWD_KC, ATT_FWD_MINB><<<grid, 128, 0, st>>>((bf16 *)out, lse, (const bf16 *)qkv, T_, NH, ldo);
     } else {
         long rows = (long)B * NH * T_;
-        attention_forward_simple_kernel<<<ceil_div(rows, 4), 128, 0, st>>>(out, lse, qkv, B, T_, NH, hs);
+        attention_forward_simple_kernel<<<ceil_div(rows, 4), 128, 0, st>>>(out, lse, qkv, B, T_, NH, hs, ldo);
     }
     CUDA_LAUNCH_CHECK();
 }
 
 template <typename T>
 void attention_backward(T *dqkv, float *D, const T *dout, const T *qkv, const T *out, const float *lse, int B, int T_, int C,
-                        int NH, bool simple, cudaStream_t st) {
+                        int NH, bool simple, cudaStream_t st, long ldo = 0) {
+    if (ldo == 0) ldo = C;
     int hs = C / NH;
     long rows = (long)B * NH * T_;
     if (attention_fast_ok<T>(hs, simple)) { // dQ (and D) first, then dK, dV
         dim3 grid((T_ + 63) / 64, B * NH);
         attention_backward_dq_fast_kernel<ATT_DQ_KC, ATT_DQ_MINB>
-            <<<grid, 128, 0, st>>>((bf16 *)dqkv, (const bf16 *)qkv, (const bf16 *)dout, lse, D, T_, NH, (const bf16 *)out);
+            <<<grid, 128, 0, st>>>((bf16 *)dqkv, (const bf16 *)qkv, (const bf16 *)dout, lse, D, T_, NH, (const bf16 *)out, ldo);
         CUDA_LAUNCH_CHECK();
         attention_backward_dkv_fast_kernel<ATT_DKV_QC, ATT_DKV_MINB>
             <<<grid, 128, 0, st>>>((bf16 *)dqkv, (const bf16 *)qkv, (const bf16 *)dout, lse, D, T_, NH);
     } else {
-        attention_rowdot_kernel<<<ceil_div(rows, 8), 256, 0, st>>>(D, dout, out, B, T_, NH, hs);
+        attention_rowdot_kernel<<<ceil_div(rows, 8), 256, 0, st>>>(D, dout, out, B, T_, NH, hs, ldo);
         CUDA_LAUNCH_CHECK();
         attention_backward_dkv_simple_kernel<<<ceil_div(rows, 4), 128, 0, st>>>(dqkv, qkv, dout, lse, D, B, T_, NH, hs);
         CUDA_LAUNCH_CHECK();

@@ -56,7 +56,7 @@ struct GemmContext {
     std::map<std::tuple<int, int, int, int, int, long, long, long, int, int, int, long>, GemmPlan> plans;
 };
 
-#define GEMM_TUNE_CANDIDATES 8
+#define GEMM_TUNE_CANDIDATES 16
 inline void gemm_context_init(GemmContext *g, cudaStream_t stream, size_t workspace_size, size_t *mem_now = nullptr,
                               size_t *mem_peak = nullptr) {
     CUBLAS_CHECK(cublasLtCreate(&g->lt));

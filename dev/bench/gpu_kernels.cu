@@ -106,7 +106,8 @@ static void bench_attention(int B, int T, int NH, bool timing, std::mt19937 &rng
     Var fwd[] = {FWD(64, 1), FWD(64, 4), FWD(32, 1), FWD(32, 4)};
     for (Var &v : fwd) {
         CUDA_CHECK(cudaMemset(o, 0xff, nout * 2));
-        auto run = [&] { void *args[] = {&o, &l, &qkv, &T, &NH};
+        long ldo = C;
+        auto run = [&] { void *args[] = {&o, &l, &qkv, &T, &NH, &ldo};
                          CUDA_CHECK(cudaLaunchKernel(v.k, grid, dim3(v.threads), args, 0, 0)); };
         run();
         CUDA_CHECK(cudaDeviceSynchronize());
@@ -124,7 +125,8 @@ static void bench_attention(int B, int T, int NH, bool timing, std::mt19937 &rng
     for (int part = 0; part < 2; part++)
         for (Var &v : (part == 0 ? dkv : dqv)) {
             CUDA_CHECK(cudaMemset(dq, 0xff, nqkv * 2));
-            auto run = [&] { void *args[] = {&dq, &qkv, &dout, &l_ref, &D, &T, &NH, &o_ref}; // dq: computes D too
+            long ldo = C;
+            auto run = [&] { void *args[] = {&dq, &qkv, &dout, &l_ref, &D, &T, &NH, &o_ref, &ldo}; // dq: computes D too
                              CUDA_CHECK(cudaLaunchKernel(v.k, grid, dim3(v.threads), args, 0, 0)); };
             run();
             CUDA_CHECK(cudaDeviceSynchronize());
