@@ -19,10 +19,15 @@ fp32 is exact fp32 throughout (no TF32): the mode the tests compare against the 
 
 What an adapter costs: with the base frozen there are no base gradients at all (no buffers, no
 dW = dy^T x products, no bias or layernorm sums, no embedding backward), and the backward stops
-below the lowest adapted layer. The adapted linear is y = x W^T + b + s (drop(x) A^T) B^T: two
-skinny products forward, four backward (dB, du = s dy B, dA, dx += du A), all cuBLASLt. LoRI-S
-updates only the kept entries of B (an index list; nothing dense over B, let alone W), so masked
-entries stay exactly 0; PLoRA's unload is one product per slot on the device.
+below the lowest adapted layer. The adapted linear is y = x W^T + b + s (drop(x) A^T) B^T. With
+dropout that is two skinny products forward and four backward (dB, du = s dy B, dA, dx += du A),
+all cuBLASLt. Without dropout the low-rank factor rides inside the layer's own products: the input
+keeps spare columns holding s x A^T and the weight is kept once more as [W | B], so the forward is
+one product over K = in + r; backward, qkv's and fc's input-gradient product over [W | B] also
+yields dy B, and attn_proj's and fc_proj's run over [W ; A] with du in spare columns of the
+residual gradient (fc_proj's with the GELU backward in cuBLASLt's epilogue). LoRI-S updates only
+the kept entries of B (an index list; nothing dense over B, let alone W), so masked entries stay
+exactly 0; PLoRA's unload is one product per slot on the device.
 */
 #include <math.h>
 #include <string.h>
