@@ -6,8 +6,8 @@ optional LoRA on the four linears of every block, trained with AdamW on random t
     /usr/bin/python3 dev/bench/torch_gpt2.py --layers 12 --channels 768 --heads 12 --vocab 50257 \
         --batch 4 --seq 64 --steps 5 [--lora 16] [--threads 2]
 
-Prints one line: `torch <full|lora> tokens/s <x> step_ms <y>` (the mean over the steps after the
-first, which warms up). Uses Debian's python3-torch (with libopenblas0-pthread, PyTorch's BLAS is
+Prints one line: `torch <full|lora> tokens/s <x> step_ms <y> median_step_ms <z>` (the mean and the
+median over the steps after the first, which warms up). Uses Debian's python3-torch (with libopenblas0-pthread, PyTorch's BLAS is
 OpenBLAS).
 """
 import argparse
@@ -110,8 +110,11 @@ def main():
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-    dt = sum(times[1:]) / max(1, len(times) - 1)
-    print(f"torch {'lora' if a.lora else 'full'} tokens/s {a.batch * a.seq / dt:.1f} step_ms {dt * 1000:.1f}")
+    timed = sorted(times[1:]) or times
+    dt = sum(timed) / len(timed)
+    med = (timed[(len(timed) - 1) // 2] + timed[len(timed) // 2]) / 2
+    print(f"torch {'lora' if a.lora else 'full'} tokens/s {a.batch * a.seq / dt:.1f} step_ms {dt * 1000:.1f} "
+          f"median_step_ms {med * 1000:.1f}")
 
 
 if __name__ == "__main__":
