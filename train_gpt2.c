@@ -7,8 +7,9 @@ the optimizer and schedules, llm.c's files (data/dataloader.h), sampling, and ma
 It reads and writes llm.c's checkpoints, shards and tokenizer files, so a model trained here loads
 in llm.c and llm.c's gpt2_124M.bin trains here.
 
-What it is not: the fastest possible code (the matrix products are fast, kernels/gemm.h; the rest
-is the clear reference) or a GPU trainer (train_gpt2.cu).
+What it is not: the fastest possible code (the matrix products, attention and the elementwise layers
+have fast versions, kernels/gemm.h and kernels/fast.h, tested against kernels/layers.h's reference
+ones, which --ref-kernels runs) or a GPU trainer (train_gpt2.cu).
 
 Full fine-tuning is `--adapter none`. With an adapter the base model is frozen for real: no
 gradient buffers for it, no weight gradients (dW = dy^T x), no embedding backward, no optimizer
