@@ -344,6 +344,10 @@ static void test_vs_cpu() {
     compare_runs("full", d, base + " -x 10 --adapter none -c 0.1", 0, false, true);
     compare_runs("lora", d, base + " -x 10 --adapter lora --rank 8 -c 0.01", 0, true, false);
     compare_runs("lora_dropout", d, base + " -x 10 --adapter lora --rank 8 --dropout 0.2", 0, true, false);
+    // gradient accumulation: -d 256 = two micro-batches of B*T = 128 per step (each backward must start
+    // its activation gradients afresh and add onto the step's parameter gradients)
+    compare_runs("full_accum", d, base + " -x 6 -d 256 --adapter none -c 0.1", 0, false, true);
+    compare_runs("lora_accum", d, base + " -x 6 -d 256 --adapter lora --rank 8", 0, true, false);
     compare_runs("lori", d, base + " -x 8 --adapter lori --rank 8 --sparsity 0.9", 0, true, false);
     compare_runs("plora", d, base + " -x 12 --adapter plora --rank 8 --plora-every 4", 0, true, true);
     compare_runs("plora_momentum", d, base + " -x 12 --adapter plora --rank 8 --plora-every 4 --plora-momentum 0.5", 0, true, true);
