@@ -584,6 +584,18 @@ template <typename T> struct ModelT : GPUModel {
     // back from dinp's spare columns (then unscaled: the scale goes into the products that use it).
     // defer: leave dinp += du A to the caller (du in def_du, row stride def_ldu, times def_us), returning
     // true, when there is no dropout (the GELU backward takes it).
+    // full fine-tuning's weight and bias gradients of a linear: dW (OC,Cin) += dout^T inp, dbias += colsum(dout)
+    void base_grads(float *dW, float *db, const T *dout, long ldd, const T *inp, long ldin, int Cin, int OC) {
+        mark(PC_WGRAD);
+        if (dW) {
+            gemm<T, float>(&gc, 'T', 'N', OC, Cin, N, 1.0f, dout, ldd, inp, ldin, 1.0f, dW, Cin);
+            g_gpu_base_weight_grad_calls++;
+        }
+        if (db) {
+            if (ldd != OC) gpu_die("internal: bias gradient of a strided output gradient");
+            bias_backward(db, dout, N, OC, st);
+        }
+    }
     const T *def_du = nullptr;
     long def_ldu = 0;
     float def_us = 1.0f;
@@ -596,15 +608,7 @@ template <typename T> struct ModelT : GPUModel {
         mark(PC_MATMUL);
         if (wide) gemm<T, T>(&gc, 'N', 'N', N, Cin + rank, OC, 1.0f, dout, ldd, slot_wb[s], Cin + rp, 0.0f, dinp, ldi);
         else if (dinp) gemm<T, T>(&gc, 'N', 'N', N, Cin, OC, 1.0f, dout, ldd, W, Cin, 0.0f, dinp, ldi);
-        mark(PC_WGRAD);
-        if (dW) {
-            gemm<T, float>(&gc, 'T', 'N', OC, Cin, N, 1.0f, dout, ldd, inp, ldin, 1.0f, dW, Cin);
-            g_gpu_base_weight_grad_calls++;
-        }
-        if (db) {
-            if (ldd != OC) gpu_die("internal: bias gradient of a strided output gradient");
-            bias_backward(db, dout, N, OC, st);
-        }
+        base_grads(dW, db, dout, ldd, inp, ldin, Cin, OC);
         if (s < 0) return false;
         mark(PC_LORA);
         int in = slot_in[s], o = slot_out[s], r = rank;
@@ -736,15 +740,7 @@ template <typename T> struct ModelT : GPUModel {
             if (s >= 0) gemm<T, T>(&gc, 'N', 'N', N, in, o + r, 1.0f, dres, ldr, slot_wa[s], in, 0.0f, dinp, ldi, nullptr, pre, in, gelu);
             else gemm<T, T>(&gc, 'N', 'N', N, in, o, 1.0f, dres, ldr, W, in, 0.0f, dinp, ldi, nullptr, pre, in, gelu);
         }
-        mark(PC_WGRAD);
-        if (dW) {
-            gemm<T, float>(&gc, 'T', 'N', o, in, N, 1.0f, dres, ldr, x, ldx, 1.0f, dW, in);
-            g_gpu_base_weight_grad_calls++;
-        }
-        if (db) {
-            if (ldr != o) gpu_die("internal: bias gradient of a strided output gradient");
-            bias_backward(db, dres, N, o, st);
-        }
+        base_grads(dW, db, dres, ldr, x, ldx, in, o);
         if (s < 0) return true;
         mark(PC_LORA);
         float *dA = gab32 + a_off[s], *dB = gab32 + nA + b_off[s];

@@ -55,6 +55,21 @@ template <typename T> void encoder_backward(float *dwte, float *dwpe, const T *d
 //   out = (x - mean) * rstd * weight + bias;   mean, rstd (N,) saved for the backward
 // a, b, res_out, out are (N,C); weight, bias are (C,). In bf16 the statistics are taken over the
 // stored (rounded) residual, the tensor the backward will see.
+// The layernorm kernels keep a row's 16-byte chunks in registers, CH per lane (a compile-time count):
+// LAUNCH(CH) with the smallest compiled CH >= ch.
+#define LN_CHUNKS_DISPATCH(ch, LAUNCH, name, C)                                                        \
+    do {                                                                                               \
+        int ch_ = (ch);                                                                                \
+        if (ch_ <= 1) LAUNCH(1);                                                                       \
+        else if (ch_ <= 2) LAUNCH(2);                                                                  \
+        else if (ch_ <= 3) LAUNCH(3);                                                                  \
+        else if (ch_ <= 4) LAUNCH(4);                                                                  \
+        else if (ch_ <= 6) LAUNCH(6);                                                                  \
+        else if (ch_ <= 8) LAUNCH(8);                                                                  \
+        else if (ch_ <= 16) LAUNCH(16);                                                                \
+        else { fprintf(stderr, "error: %s: C = %d is too wide\n", name, (int)(C)); exit(1); }           \
+    } while (0)
+
 // One warp per row; lane l holds the 16-byte chunks l, l+32, ... of the row (CH of them) in registers:
 // every input is read once, all of a lane's loads in flight together.
 template <typename T, int CH>
@@ -117,16 +132,8 @@ __global__ void layernorm_forward_kernel(T *out, float *mean, float *rstd, T *re
 template <typename T>
 void layernorm_forward(T *out, float *mean, float *rstd, T *res_out, const T *a, const T *b, const T *weight,
                        const T *bias, int N, int C, cudaStream_t st, long ldo = 0) {
-    int ch = ceil_div(C, 32 * Vec<T>::n);
 #define LN_FWD(CH) layernorm_forward_kernel<T, CH><<<ceil_div(N, 8), 256, 0, st>>>(out, mean, rstd, res_out, a, b, weight, bias, N, C, ldo ? ldo : C)
-    if (ch <= 1) LN_FWD(1);
-    else if (ch <= 2) LN_FWD(2);
-    else if (ch <= 3) LN_FWD(3);
-    else if (ch <= 4) LN_FWD(4);
-    else if (ch <= 6) LN_FWD(6);
-    else if (ch <= 8) LN_FWD(8);
-    else if (ch <= 16) LN_FWD(16);
-    else { fprintf(stderr, "error: layernorm_forward: C = %d is too wide\n", C); exit(1); }
+    LN_CHUNKS_DISPATCH(ceil_div(C, 32 * Vec<T>::n), LN_FWD, "layernorm_forward", C);
 #undef LN_FWD
     CUDA_LAUNCH_CHECK();
 }
@@ -216,16 +223,8 @@ void layernorm_backward(T *dinp, float *dweight, float *dbias, const T *dout, co
     int blocks = ceil_div(N, 8);
     if (dweight && blocks > 2 * num_sms) blocks = 2 * num_sms; // fewer blocks: fewer global atomics
     size_t smem = dweight ? 2 * C * sizeof(float) : 0;
-    int ch = ceil_div(C, 32 * Vec<T>::n);
 #define LN_BWD(CH) layernorm_backward_kernel<T, CH><<<blocks, 256, smem, st>>>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, accumulate, ldd ? ldd : C, ldi ? ldi : C)
-    if (ch <= 1) LN_BWD(1);
-    else if (ch <= 2) LN_BWD(2);
-    else if (ch <= 3) LN_BWD(3);
-    else if (ch <= 4) LN_BWD(4);
-    else if (ch <= 6) LN_BWD(6);
-    else if (ch <= 8) LN_BWD(8);
-    else if (ch <= 16) LN_BWD(16);
-    else { fprintf(stderr, "error: layernorm_backward: C = %d is too wide\n", C); exit(1); }
+    LN_CHUNKS_DISPATCH(ceil_div(C, 32 * Vec<T>::n), LN_BWD, "layernorm_backward", C);
 #undef LN_BWD
     CUDA_LAUNCH_CHECK();
 }
@@ -382,6 +381,31 @@ template <typename T> __global__ void copy_cols_kernel(const ColCopy<T> *jobs) {
 // losses (N,) = logsumexp(logits[:V]) - logits[target]. When weights != NULL the logits (N,Vp) are
 // overwritten with dlogits = (softmax - onehot(target)) * weights[n] on the first V columns and 0 on
 // the padded ones (weights[n] = the loss weight of row n: 1/count, or 0 for a masked-out target).
+// (m, s) = a running maximum and the sum of exp(z - m) (E2: of 2^(z - m), z in log2 units), merged
+template <bool E2> __device__ inline void ce_combine(float &m, float &s, float m2, float s2) {
+    float M = fmaxf(m, m2);
+    float a = m == -INFINITY ? 0.0f : s * (E2 ? exp2f(m - M) : expf(m - M));
+    float b = m2 == -INFINITY ? 0.0f : s2 * (E2 ? exp2f(m2 - M) : expf(m2 - M));
+    s = a + b;
+    m = M;
+}
+// every thread's (m, s) -> the block's, in every thread: across the warp, then across warps
+// (red_m, red_s: 32 floats of shared memory each; bc: 2)
+template <bool E2> __device__ inline void ce_block_reduce(float &m, float &s, float *red_m, float *red_s, float *bc) {
+    for (int o = 16; o > 0; o >>= 1) ce_combine<E2>(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+    if (lane == 0) { red_m[warp] = m; red_s[warp] = s; }
+    __syncthreads();
+    if (warp == 0) {
+        m = lane < nw ? red_m[lane] : -INFINITY;
+        s = lane < nw ? red_s[lane] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1) ce_combine<E2>(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
+        if (lane == 0) { bc[0] = m; bc[1] = s; }
+    }
+    __syncthreads();
+    m = bc[0];
+    s = bc[1];
+}
 template <typename T>
 __global__ void crossentropy_kernel(T *logits, float *losses, const int *targets, const float *weights, int V, int Vp) {
     constexpr int VN = Vec<T>::n;
@@ -398,30 +422,8 @@ __global__ void crossentropy_kernel(T *logits, float *losses, const int *targets
             else s += expf(z - m);
         }
     }
-    // combine (m, s) pairs: across the warp, then across warps
-    for (int o = 16; o > 0; o >>= 1) {
-        float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
-        float M = fmaxf(m, m2);
-        s = (m == -INFINITY ? 0.0f : s * expf(m - M)) + (m2 == -INFINITY ? 0.0f : s2 * expf(m2 - M));
-        m = M;
-    }
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
-    if (lane == 0) { red_m[warp] = m; red_s[warp] = s; }
     if (threadIdx.x == 0) bc[2] = to_f(x[tgt]);
-    __syncthreads();
-    if (warp == 0) {
-        m = lane < nw ? red_m[lane] : -INFINITY;
-        s = lane < nw ? red_s[lane] : 0.0f;
-        for (int o = 16; o > 0; o >>= 1) {
-            float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
-            float M = fmaxf(m, m2);
-            s = (m == -INFINITY ? 0.0f : s * expf(m - M)) + (m2 == -INFINITY ? 0.0f : s2 * expf(m2 - M));
-            m = M;
-        }
-        if (lane == 0) { bc[0] = m; bc[1] = s; }
-    }
-    __syncthreads();
-    m = bc[0]; s = bc[1];
+    ce_block_reduce<false>(m, s, red_m, red_s, bc);
     if (threadIdx.x == 0) losses[blockIdx.x] = m + logf(s) - bc[2];
     if (!weights) return;
     float w = weights[blockIdx.x], inv = 1.0f / s;
@@ -441,11 +443,6 @@ __global__ void crossentropy_kernel(T *logits, float *losses, const int *targets
 // once (its own max first, then one rescale), and the exponentials are exp2 of logits pre-scaled by
 // log2(e): about 3 instructions per element and pass instead of ~20 (the kernel above is bound by
 // instruction issue, not memory, on an H100/H200). Rows must be 16-byte aligned (Vp % 8 == 0).
-__device__ inline void ce_combine(float &m, float &s, float m2, float s2) { // (m, s): s = sum 2^(z - m)
-    float M = fmaxf(m, m2);
-    s = (m == -INFINITY ? 0.0f : s * exp2f(m - M)) + (m2 == -INFINITY ? 0.0f : s2 * exp2f(m2 - M));
-    m = M;
-}
 __global__ void __launch_bounds__(512) crossentropy_bf16_kernel(bf16 *logits, float *losses, const int *targets,
                                                                 const float *weights, int V, int Vp) {
     __shared__ float red_m[32], red_s[32], bc[3];
@@ -466,19 +463,8 @@ __global__ void __launch_bounds__(512) crossentropy_bf16_kernel(bf16 *logits, fl
 #pragma unroll
         for (int k = 0; k < 8; k++) s += exp2f(z[k] - m);
     }
-    for (int o = 16; o > 0; o >>= 1) ce_combine(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
-    if (lane == 0) { red_m[warp] = m; red_s[warp] = s; }
     if (threadIdx.x == 0) bc[2] = __bfloat162float(x[tgt]);
-    __syncthreads();
-    if (warp == 0) {
-        m = lane < nw ? red_m[lane] : -INFINITY;
-        s = lane < nw ? red_s[lane] : 0.0f;
-        for (int o = 16; o > 0; o >>= 1) ce_combine(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
-        if (lane == 0) { bc[0] = m; bc[1] = s; }
-    }
-    __syncthreads();
-    m = bc[0]; s = bc[1];
+    ce_block_reduce<true>(m, s, red_m, red_s, bc);
     if (threadIdx.x == 0) losses[blockIdx.x] = (m + log2f(s)) * LN2_CE - bc[2];
     if (!weights) return;
     float w = weights[blockIdx.x], ws = w / s;
