@@ -1037,11 +1037,10 @@ static const OptSpec options[] = {
 };
 #define NUM_OPTIONS (int)(sizeof(options) / sizeof(options[0]))
 
-static void print_usage(const char *prog) {
+// Every flag of the table with its default (the GPU trainers' usage lists them too).
+static void print_options(void) {
     TrainConfig d;
     config_defaults(&d);
-    printf("usage: %s [options]\n", prog);
-    printf("GPT-2 training on the CPU with full fine-tuning, LoRA, LoRI or PeriodicLoRA (default adapter: %s)\n\n", DEFAULT_ADAPTER);
     for (int i = 0; i < NUM_OPTIONS; i++) {
         const OptSpec *o = &options[i];
         char flag[64], def[1100];
@@ -1056,6 +1055,12 @@ static void print_usage(const char *prog) {
         }
         printf("  %-24s %s [default: %s]\n", flag, o->help, def);
     }
+}
+
+static void print_usage(const char *prog) {
+    printf("usage: %s [options]\n", prog);
+    printf("GPT-2 training on the CPU with full fine-tuning, LoRA, LoRI or PeriodicLoRA (default adapter: %s)\n\n", DEFAULT_ADAPTER);
+    print_options();
     printf("  -h, --help               print this help\n");
 }
 
@@ -1247,23 +1252,6 @@ static int load_state(const char *path, GPT2 *m, AdamW *opt, TrainPos *pos, char
 // ----------------------------------------------------------------------------
 // evaluation and sampling
 
-// Mean loss over the counted targets of the first nbatches batches of dl (dropout off).
-static float evaluate_loss(GPT2 *m, DataLoader *dl, int nbatches) {
-    if (m->adapter) m->adapter->training = 0;
-    if (dataloader_reset(dl) != 0) die("%s", dl->err);
-    double sum = 0;
-    long count = 0;
-    for (int i = 0; i < nbatches; i++) {
-        if (dataloader_next_batch(dl) != 0) die("%s", dl->err);
-        gpt2_forward(m, dl->inputs, dl->targets, dl->mask, dl->B, dl->T);
-        long n = 0;
-        for (int k = 0; k < dl->B * dl->T; k++) n += dl->mask[k];
-        if (n > 0) { sum += (double)m->mean_loss * n; count += n; }
-    }
-    if (m->adapter) m->adapter->training = 1;
-    return count > 0 ? (float)(sum / count) : NAN;
-}
-
 static void print_sample(GPT2 *m, const Tokenizer *tok, int gen_len, float temperature, uint64_t *rng, float **scratch) {
     GPT2Config c = m->config;
     ParameterTensors p;
@@ -1361,7 +1349,8 @@ static void on_signal(int sig) { (void)sig; g_stop_requested = 1; }
 static void join_path(char *out, size_t n, const char *dir, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
 
 // ----------------------------------------------------------------------------
-// training
+// training: one loop (run_training_on) for both trainers; the arithmetic is a Backend's, this
+// file's CPU model (cpu_backend) or the GPU (cuda/host.c's GPUBackend)
 
 typedef struct {
     int is_s;        // LoRI-S phase (trains B ⊙ M)
@@ -1369,18 +1358,129 @@ typedef struct {
     float lr;
 } Phase;
 
-static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *res) {
+// The host holds the authoritative model, adapter and optimizer (model, model->adapter, opt). The
+// loop changes them itself only before training and at LoRI-S's new mask, and then load()s them
+// into the backend; it reads them (checkpoints, samples, exact match, the output files) after
+// sync(). The CPU computes on the host's copies, so for it both are no-ops.
+typedef struct Backend Backend;
+struct Backend {
+    GPT2 *model;          // the host model; model->adapter is the adapter (NULL: full fine-tuning)
+    AdamW *opt;           // the host optimizer (the GPU's: t, and m and v around state files)
+    int nthreads;         // host threads
+    char desc[512];       // setup writes it: the end of the start-up "model:" line
+    void (*setup)(Backend *be, Adapter *ad, const TrainConfig *cfg); // attach ad, allocate for (B,T)
+    void (*opt_setup)(Backend *be);          // opt's groups from what trains now, moments zero
+    void (*load)(Backend *be);               // host -> backend: what trains, the mask, dropout stream, opt
+    void (*sync)(Backend *be, int with_opt); // backend -> host: what trains, dropout stream (and opt)
+    void (*set_training)(Backend *be, int on); // the adapter's dropout on/off
+    // one (B,T) batch: the mean loss over its counted targets (mask); targets NULL: logits only
+    float (*forward)(Backend *be, const int *inputs, const int *targets, const uint8_t *mask);
+    // the same, then its backward: gradients accumulate, `scale` the weight of a counted target
+    float (*forward_backward)(Backend *be, const int *inputs, const int *targets, const uint8_t *mask, float scale);
+    void (*get_logits)(Backend *be, float *out); // (T, Vp): the first row's logits of the last forward
+    void (*begin_step)(Backend *be, int timed);  // zero the gradients (timed: the step counts in a profile)
+    float (*grad_norm)(Backend *be);
+    void (*adamw_step)(Backend *be, float lr, float weight_decay, float gscale);
+    void (*plora_unload)(Backend *be, float m);  // lora/adapter.h's plora_unload; m = 0: moments reset
+    void (*end_step)(Backend *be);               // the step's work is done (the GPU's synchronised)
+    void (*report_setup)(Backend *be);           // after the start-up report
+    void (*report_end)(Backend *be, int timed_steps, double seconds); // after the average step
+    void (*free)(Backend *be);
+};
+
+// --- the CPU backend: this file's model, computing on the host's copies
+
+static int g_prof_wanted = 0; // CPU_PROFILE set
+
+static void cpu_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
+    const char *prof_env = getenv("CPU_PROFILE");
+    g_prof_wanted = prof_env && *prof_env && strcmp(prof_env, "0") != 0;
+    memset(g_prof_s, 0, sizeof(g_prof_s));
+    g_use_ref_kernels = cfg->ref_kernels;
+    gpt2_setup_training(be->model, ad, cfg->B, cfg->T);
+    snprintf(be->desc, sizeof(be->desc), "threads %d | gemm %s", be->nthreads, g_use_ref_kernels ? "reference" : gemm_isa());
+}
+static void cpu_opt_setup(Backend *be) { adamw_free(be->opt); adamw_setup(be->opt, be->model); }
+static void cpu_none(Backend *be) { (void)be; }
+static void cpu_sync(Backend *be, int with_opt) { (void)be; (void)with_opt; }
+static void cpu_set_training(Backend *be, int on) { if (be->model->adapter) be->model->adapter->training = on; }
+static float cpu_forward(Backend *be, const int *inputs, const int *targets, const uint8_t *mask) {
+    GPT2 *m = be->model;
+    gpt2_forward(m, inputs, targets, mask, m->batch_size, m->seq_len);
+    return m->mean_loss;
+}
+static float cpu_forward_backward(Backend *be, const int *inputs, const int *targets, const uint8_t *mask, float scale) {
+    float loss = cpu_forward(be, inputs, targets, mask);
+    gpt2_backward(be->model, mask, scale);
+    return loss;
+}
+static void cpu_get_logits(Backend *be, float *out) {
+    GPT2 *m = be->model;
+    memcpy(out, m->acts.logits, (size_t)m->seq_len * m->config.padded_vocab_size * sizeof(float));
+}
+static void cpu_begin_step(Backend *be, int timed) {
+    g_prof_on = g_prof_wanted && timed;
+    PROF(PC_ZERO, gpt2_zero_grad(be->model));
+}
+static float cpu_grad_norm(Backend *be) {
+    float norm;
+    PROF(PC_OPT, norm = adamw_grad_norm(be->opt));
+    return norm;
+}
+static void cpu_adamw_step(Backend *be, float lr, float weight_decay, float gscale) {
+    PROF(PC_OPT, adamw_step(be->opt, lr, weight_decay, gscale));
+}
+static void cpu_plora_unload(Backend *be, float m) {
+    plora_unload(be->model->adapter, gpt2_slot_weight, be->model, m);
+    if (m == 0) adamw_reset_moments(be->opt);
+}
+static void cpu_end_step(Backend *be) { (void)be; g_prof_on = 0; }
+static void cpu_report_end(Backend *be, int timed_steps, double seconds) {
+    if (!g_prof_wanted || !timed_steps) return;
+    double sum = 0;
+    for (int i = 0; i < PC_NCAT; i++) sum += g_prof_s[i];
+    printf("CPU profile (CPU_PROFILE): ms per step over %d steps (%d threads)\n", timed_steps, be->nthreads);
+    for (int i = 0; i < PC_NCAT; i++)
+        printf("  %-34s %9.3f ms  %5.1f%%\n", prof_names[i], 1000 * g_prof_s[i] / timed_steps, 100 * g_prof_s[i] / seconds);
+    printf("  %-34s %9.3f ms  %5.1f%%\n", "rest (data, checks, loss, sync)", 1000 * (seconds - sum) / timed_steps,
+           100 * (seconds - sum) / seconds);
+}
+
+static const Backend cpu_backend = {
+    .setup = cpu_setup, .opt_setup = cpu_opt_setup, .load = cpu_none, .sync = cpu_sync,
+    .set_training = cpu_set_training, .forward = cpu_forward, .forward_backward = cpu_forward_backward,
+    .get_logits = cpu_get_logits, .begin_step = cpu_begin_step, .grad_norm = cpu_grad_norm, .adamw_step = cpu_adamw_step,
+    .plora_unload = cpu_plora_unload, .end_step = cpu_end_step, .report_setup = cpu_none, .report_end = cpu_report_end,
+    .free = cpu_none,
+};
+
+// Mean loss over the counted targets of the first nbatches batches of dl (dropout off).
+static float evaluate_loss(Backend *be, DataLoader *dl, int nbatches) {
+    be->set_training(be, 0);
+    if (dataloader_reset(dl) != 0) die("%s", dl->err);
+    double sum = 0;
+    long count = 0;
+    for (int i = 0; i < nbatches; i++) {
+        if (dataloader_next_batch(dl) != 0) die("%s", dl->err);
+        float mean = be->forward(be, dl->inputs, dl->targets, dl->mask);
+        long n = 0;
+        for (int k = 0; k < dl->B * dl->T; k++) n += dl->mask[k];
+        if (n > 0) { sum += (double)mean * n; count += n; }
+    }
+    be->set_training(be, 1);
+    return count > 0 ? (float)(sum / count) : NAN;
+}
+
+// The whole run: the model, data and adapter on the host, the phases (LoRI-D, LoRI-S), resume,
+// the training loop on the backend, checkpoints, the log, and the output files.
+static int run_training_on(Backend *be, TrainConfig *cfg, int argc, char **argv, TrainResult *res) {
     char err[1024];
 #ifdef OMP
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
-    int nthreads = omp_get_max_threads();
+    be->nthreads = omp_get_max_threads();
 #else
-    int nthreads = 1;
+    be->nthreads = 1;
 #endif
-    const char *prof_env = getenv("CPU_PROFILE");
-    int prof = prof_env && *prof_env && strcmp(prof_env, "0") != 0;
-    memset(g_prof_s, 0, sizeof(g_prof_s));
-    g_use_ref_kernels = cfg->ref_kernels;
     AdapterKind kind = (AdapterKind)name_index(cfg->adapter, adapter_kind_names, 4);
     char cmdline[2048] = "";
     for (int i = 0; i < argc; i++) {
@@ -1403,9 +1503,6 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
     GPT2Config c = model.config;
     int B = cfg->B, T = cfg->T;
     if (T > c.max_seq_len) die("-t %d exceeds the model's context length %d", T, c.max_seq_len);
-    printf("model: L=%d C=%d H=%d V=%d (padded %d) maxT=%d, %zu parameters | threads %d | gemm %s\n", c.num_layers,
-           c.channels, c.num_heads, c.vocab_size, c.padded_vocab_size, c.max_seq_len, model.num_parameters, nthreads,
-           g_use_ref_kernels ? "reference" : gemm_isa());
 
     // --- data
     DataLoader train = {0}, val = {0};
@@ -1501,7 +1598,14 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
     for (int i = 0; i < nphases; i++) total_steps += phases[i].steps;
     Schedule sched = (Schedule)name_index(cfg->schedule, schedule_names, 3);
 
-    gpt2_setup_training(&model, ad, B, T);
+    // --- the backend: the model's arithmetic from here on
+    AdamW opt;
+    memset(&opt, 0, sizeof(opt));
+    be->model = &model;
+    be->opt = &opt;
+    be->setup(be, ad, cfg);
+    printf("model: L=%d C=%d H=%d V=%d (padded %d) maxT=%d, %zu parameters | %s\n", c.num_layers, c.channels, c.num_heads,
+           c.vocab_size, c.padded_vocab_size, c.max_seq_len, model.num_parameters, be->desc);
 
     // --- start-up report: what trains and what it costs
     size_t lora_equiv = 0;
@@ -1515,18 +1619,17 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
     }
     TrainPos pos = {0};
     pos.sample_rng = (uint64_t)cfg->seed ^ 0x5A4D504Cull;
-    AdamW opt;
-    memset(&opt, 0, sizeof(opt));
     if (cfg->resume) {
         join_path(path, sizeof(path), cfg->output_dir, "state.bin");
         if (load_state(path, &model, NULL, &pos, err, sizeof(err)) != 0) die("-y: %s", err);
-        adamw_setup(&opt, &model);
+        be->opt_setup(be); // the groups of the restored mask, then the moments
         if (load_state(path, &model, &opt, &pos, err, sizeof(err)) != 0) die("-y: %s", err);
         if (have_train && dataloader_seek(&train, pos.epoch, pos.shard, pos.row) != 0) die("-y: %s", train.err);
         printf("resumed from %s at step %d (phase %d)\n", path, pos.step, pos.phase);
     } else {
-        adamw_setup(&opt, &model);
+        be->opt_setup(be);
     }
+    be->load(be);
     if (cfg->output_dir[0]) {
         join_path(path, sizeof(path), cfg->output_dir, "train.csv");
         csv = fopen(path, cfg->resume ? "a" : "w");
@@ -1545,6 +1648,7 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
         printf("batch: B=%d T=%d, grad accumulation %d -> %d tokens per step | %d steps", B, T, grad_accum, B * T * grad_accum, total_steps);
         if (nphases == 2) printf(" (LoRI-D %d at lr %g, then LoRI-S %d at lr %g)", phases[0].steps, phases[0].lr, phases[1].steps, phases[1].lr);
         printf("\n");
+        be->report_setup(be);
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -1565,6 +1669,7 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
         int fresh_phase = pos.step <= phase_start && !(cfg->resume && pos.phase == ph && pos.step > 0);
         if (P.is_s && fresh_phase && !(cfg->resume && pos.phase == ph)) {
             // LoRI-S: the mask, then a fresh B (or the loaded task's B for continual learning)
+            be->sync(be, 0); // LoRI-D's B, as trained
             uint8_t *mask = NULL;
             if (mask_from_file) {
                 if (mask_load(ad, cfg->mask, &mask, err, sizeof(err)) != 0) die("--mask: %s", err);
@@ -1593,8 +1698,8 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
                 if (mask_save(ad, mask, path, err, sizeof(err)) != 0) die("%s", err);
             }
             free(mask);
-            adamw_free(&opt);
-            adamw_setup(&opt, &model);
+            be->opt_setup(be);
+            be->load(be);
         }
         if (pos.step < phase_start) pos.step = phase_start;
         pos.phase = ph;
@@ -1603,12 +1708,14 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
             int last = step == total_steps - 1;
             float val_loss = NAN;
             if (have_val && ((cfg->val_every > 0 && step % cfg->val_every == 0))) {
-                val_loss = evaluate_loss(&model, &val, val_batches);
+                val_loss = evaluate_loss(be, &val, val_batches);
                 last_val = val_loss;
                 printf("step %d | val loss %.6f\n", step, val_loss);
             }
-            if (cfg->sample_every > 0 && step > 0 && step % cfg->sample_every == 0 && cfg->gen_len > 0)
+            if (cfg->sample_every > 0 && step > 0 && step % cfg->sample_every == 0 && cfg->gen_len > 0) {
+                be->sync(be, 0);
                 print_sample(&model, &tok, cfg->gen_len, cfg->temperature, &pos.sample_rng, &merged_scratch);
+            }
             double t0 = now_s();
             long count = 0;
             for (int k = 0; k < grad_accum; k++) {
@@ -1619,20 +1726,18 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
                 for (size_t i = 0; i < bt; i++) count += train.mask[i];
             }
             pos.epoch = train.epoch; pos.shard = train.shard_idx; pos.row = train.row_idx;
-            g_prof_on = prof && lstep > 0;
-            PROF(PC_ZERO, gpt2_zero_grad(&model));
+            be->begin_step(be, lstep > 0);
             double loss_sum = 0;
             for (int k = 0; k < grad_accum && count > 0; k++) {
-                gpt2_forward(&model, binp + k * bt, btgt + k * bt, bmask + k * bt, B, T);
+                const int *x = binp + k * bt, *y = btgt + k * bt;
+                const uint8_t *mk = bmask + k * bt;
                 long n = 0;
-                for (size_t i = 0; i < bt; i++) n += bmask[k * bt + i];
-                if (n == 0) continue;
-                loss_sum += (double)model.mean_loss * n;
-                gpt2_backward(&model, bmask + k * bt, 1.0f / (float)count);
+                for (size_t i = 0; i < bt; i++) n += mk[i];
+                if (n == 0) { be->forward(be, x, y, mk); continue; } // no loss, but the dropout masks are drawn
+                loss_sum += (double)be->forward_backward(be, x, y, mk, 1.0f / (float)count) * n;
             }
             float loss = count > 0 ? (float)(loss_sum / count) : NAN;
-            double t_opt = now_s();
-            float norm = adamw_grad_norm(&opt);
+            float norm = be->grad_norm(be);
             int plora_stage_sched = kind == ADAPTER_PLORA && strcmp(cfg->plora_schedule, "stage") == 0;
             int sched_step = plora_stage_sched ? lstep % cfg->plora_every : lstep;
             int sched_total = plora_stage_sched ? cfg->plora_every : P.steps;
@@ -1650,17 +1755,15 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
             } else {
                 float gscale = 1.0f;
                 if (cfg->grad_clip > 0) { float coef = cfg->grad_clip / (norm + 1e-6f); if (coef < 1.0f) gscale = coef; }
-                adamw_step(&opt, lr, cfg->weight_decay, gscale);
+                be->adamw_step(be, lr, cfg->weight_decay, gscale);
             }
-            if (g_prof_on) g_prof_s[PC_OPT] += now_s() - t_opt;
-            g_prof_on = 0;
             // PLoRA: the end of a stage
             if (kind == ADAPTER_PLORA && (lstep + 1) % cfg->plora_every == 0 && !last) {
-                plora_unload(ad, gpt2_slot_weight, &model, cfg->plora_momentum);
-                if (cfg->plora_momentum == 0) adamw_reset_moments(&opt);
+                be->plora_unload(be, cfg->plora_momentum);
                 printf("PLoRA: unloaded stage %d into the base at step %d (momentum %g)%s\n", ad->stage, step + 1,
                        cfg->plora_momentum, cfg->plora_momentum == 0 ? "; A redrawn, B = 0, moments reset" : "");
             }
+            be->end_step(be);
             double dt = now_s() - t0;
             if (step > pos.step - 1 && lstep > 0) { train_time += dt; timed_steps++; }
             double avg = timed_steps ? train_time / timed_steps : dt;
@@ -1684,6 +1787,7 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
             if (ckpt) {
                 TrainPos save = pos;
                 save.step = step + 1;
+                be->sync(be, 1);
                 join_path(path, sizeof(path), cfg->output_dir, "state.bin");
                 if (save_state(path, &model, &opt, &save, err, sizeof(err)) != 0) die("checkpoint: %s", err);
                 printf("checkpoint: %s (step %d)\n", path, step + 1);
@@ -1698,22 +1802,15 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
     }
     // final evaluation
     if (have_val && cfg->val_every >= 0 && !stopped) {
-        last_val = evaluate_loss(&model, &val, val_batches);
+        last_val = evaluate_loss(be, &val, val_batches);
         printf("final val loss %.6f\n", last_val);
         if (csv) fprintf(csv, "%d,,%.6f,,,,\n", total_steps, last_val);
     }
     if (csv) fclose(csv);
     if (timed_steps) printf("average step %.1f ms, %.0f tok/s\n", 1000 * train_time / timed_steps,
                             (double)bt * grad_accum * timed_steps / train_time);
-    if (prof && timed_steps) {
-        double sum = 0;
-        for (int i = 0; i < PC_NCAT; i++) sum += g_prof_s[i];
-        printf("CPU profile (CPU_PROFILE): ms per step over %d steps (%d threads)\n", timed_steps, nthreads);
-        for (int i = 0; i < PC_NCAT; i++)
-            printf("  %-34s %9.3f ms  %5.1f%%\n", prof_names[i], 1000 * g_prof_s[i] / timed_steps, 100 * g_prof_s[i] / train_time);
-        printf("  %-34s %9.3f ms  %5.1f%%\n", "rest (data, checks, loss, sync)", 1000 * (train_time - sum) / timed_steps,
-               100 * (train_time - sum) / train_time);
-    }
+    be->report_end(be, timed_steps, train_time);
+    be->sync(be, 1);
     if (cfg->gen_len > 0 && cfg->sample_every > 0 && !stopped)
         print_sample(&model, &tok, cfg->gen_len, cfg->temperature, &pos.sample_rng, &merged_scratch);
 
@@ -1756,12 +1853,14 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
     }
     if (cfg->dump_logits[0]) {
         if (!have_val) die("--dump-logits needs -j validation data");
-        if (ad) ad->training = 0;
+        be->set_training(be, 0);
         dataloader_reset(&val);
         if (dataloader_next_batch(&val) != 0) die("-j: %s", val.err);
-        gpt2_forward(&model, val.inputs, NULL, NULL, B, T);
+        be->forward(be, val.inputs, NULL, NULL);
+        float *row = xcalloc((size_t)T * c.padded_vocab_size, sizeof(float), "logits");
+        be->get_logits(be, row);
         float *lg = xcalloc((size_t)T * c.vocab_size, sizeof(float), "logits");
-        for (int t = 0; t < T; t++) memcpy(lg + (size_t)t * c.vocab_size, model.acts.logits + (size_t)t * c.padded_vocab_size, c.vocab_size * sizeof(float));
+        for (int t = 0; t < T; t++) memcpy(lg + (size_t)t * c.vocab_size, row + (size_t)t * c.padded_vocab_size, c.vocab_size * sizeof(float));
         const void *b1[1] = {lg};
         size_t s1[1] = {(size_t)T * c.vocab_size * 4};
         if (write_chunks_atomic(cfg->dump_logits, b1, s1, 1, err, sizeof(err)) != 0) die("--dump-logits: %s", err);
@@ -1771,6 +1870,7 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
         if (write_chunks_atomic(path, b2, s2, 1, err, sizeof(err)) != 0) die("--dump-logits: %s", err);
         printf("wrote %s and %s (first validation row: %d tokens, logits over V=%d)\n", cfg->dump_logits, path, T, c.vocab_size);
         free(lg);
+        free(row);
     }
     if (cfg->eval_em[0]) {
         char list[2048];
@@ -1790,6 +1890,7 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
         res->lora_equiv = lora_equiv;
         res->steps = total_steps;
     }
+    be->free(be);
     free(binp); free(btgt); free(bmask); free(merged_scratch); free(B_loaded); free(mask_loaded);
     adamw_free(&opt);
     if (ad) adapter_free(ad);
@@ -1798,6 +1899,11 @@ static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *re
     tokenizer_free(&tok);
     gpt2_free(&model);
     return 0;
+}
+
+static int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *res) {
+    Backend be = cpu_backend;
+    return run_training_on(&be, cfg, argc, argv, res);
 }
 
 // ----------------------------------------------------------------------------
