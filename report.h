@@ -42,6 +42,13 @@ static void svg_escape(FILE *f, const char *s) {
         else fputc(*s, f);
     }
 }
+// an SVG document of W x H with a white background and a centred title
+static void svg_begin(FILE *f, double W, double H, const char *title) {
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">", W / 2);
+    svg_escape(f, title);
+    fprintf(f, "</text>\n");
+}
 
 // "nice" tick step for a range
 static double nice_step(double range, int target) {
@@ -65,10 +72,7 @@ static int svg_line_chart(const char *path, const char *title, const char *xlabe
     char tmp[4200];
     FILE *f = report_open(path, tmp, sizeof(tmp));
     if (!f) return -1;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">", W / 2);
-    svg_escape(f, title);
-    fprintf(f, "</text>\n");
+    svg_begin(f, W, H, title);
 #define PX(v) (L + ((v) - x0) / (x1 - x0) * (W - L - R))
 #define PY(v) (H - B - ((v) - y0) / (y1 - y0) * (H - T - B))
     for (double v = y0; v <= y1 + ys / 2; v += ys) {
@@ -111,10 +115,7 @@ static int svg_bar_chart(const char *path, const char *title, const char *ylabel
     char tmp[4200];
     FILE *f = report_open(path, tmp, sizeof(tmp));
     if (!f) return -1;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">", W / 2);
-    svg_escape(f, title);
-    fprintf(f, "</text>\n");
+    svg_begin(f, W, H, title);
     double gw = (W - L - R) / ng, bw = gw * 0.8 / ns;
     for (double v = 0; v <= y1 + ys / 2; v += ys) {
         double y = H - B - v / y1 * (H - T - B);

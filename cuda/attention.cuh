@@ -220,6 +220,11 @@ __device__ inline void fa_load_tile_async(bf16 (*dst)[FA_PAD], const bf16 *src, 
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(g), "r"(bytes));
     }
 }
+// the key and value tiles of keys k0..k0+63 of one head (base: the head's q columns of its sequence in qkv)
+__device__ inline void fa_load_kv_async(bf16 (*Kt)[FA_PAD], bf16 (*Vt)[FA_PAD], const bf16 *base, int C, int k0, int T_) {
+    fa_load_tile_async(Kt, base + (long)k0 * 3 * C + C, 3 * C, min(64, T_ - k0));
+    fa_load_tile_async(Vt, base + (long)k0 * 3 * C + 2 * C, 3 * C, min(64, T_ - k0));
+}
 __device__ inline void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ inline void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
@@ -305,8 +310,7 @@ __global__ void __launch_bounds__(128, MINB) attention_forward_fast_kernel(bf16 
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
     const bf16 *base = qkv + (long)b * T_ * C3 + h * 64;
     int q0 = qt * 64 + warp * 16, qA = q0 + g, qB = q0 + g + 8;
-    fa_load_tile_async(Ks[0], base + C, C3, min(64, T_));
-    fa_load_tile_async(Vs[0], base + 2 * C, C3, min(64, T_));
+    fa_load_kv_async(Ks[0], Vs[0], base, C, 0, T_);
     cp_async_commit();
     uint32_t qa[4][4];
     fa_load_afrag(qa, base, C3, q0, T_, g, t);
@@ -316,11 +320,7 @@ __global__ void __launch_bounds__(128, MINB) attention_forward_fast_kernel(bf16 
     const float sl2 = LOG2E_F / 8.0f; // log2(e) / sqrt(64)
     for (int kt = 0; kt <= qt; kt++) {
         int k0 = kt * 64, cur = kt & 1;
-        if (kt < qt) {
-            int k1 = k0 + 64;
-            fa_load_tile_async(Ks[cur ^ 1], base + (long)k1 * C3 + C, C3, min(64, T_ - k1));
-            fa_load_tile_async(Vs[cur ^ 1], base + (long)k1 * C3 + 2 * C, C3, min(64, T_ - k1));
-        }
+        if (kt < qt) fa_load_kv_async(Ks[cur ^ 1], Vs[cur ^ 1], base, C, k0 + 64, T_);
         cp_async_commit();
         cp_async_wait<1>();
         __syncthreads();
@@ -466,8 +466,7 @@ __global__ void __launch_bounds__(128, MINB) attention_backward_dq_fast_kernel(b
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
     const bf16 *base = qkv + (long)b * T_ * C3 + h * 64, *dbase = dout + (long)b * T_ * C + h * 64;
     int q0 = qt * 64 + warp * 16, qA = q0 + g, qB = q0 + g + 8;
-    fa_load_tile_async(Ks[0], base + C, C3, min(64, T_));
-    fa_load_tile_async(Vs[0], base + 2 * C, C3, min(64, T_));
+    fa_load_kv_async(Ks[0], Vs[0], base, C, 0, T_);
     cp_async_commit();
     uint32_t qa[4][4], da[4][4];
     fa_load_afrag(qa, base, C3, q0, T_, g, t);
@@ -504,11 +503,7 @@ __global__ void __launch_bounds__(128, MINB) attention_backward_dq_fast_kernel(b
     const float sl2 = LOG2E_F / 8.0f, scale = 0.125f;
     for (int kt = 0; kt <= qt; kt++) {
         int k0 = kt * 64, cur = kt & 1;
-        if (kt < qt) {
-            int k1 = k0 + 64;
-            fa_load_tile_async(Ks[cur ^ 1], base + (long)k1 * C3 + C, C3, min(64, T_ - k1));
-            fa_load_tile_async(Vs[cur ^ 1], base + (long)k1 * C3 + 2 * C, C3, min(64, T_ - k1));
-        }
+        if (kt < qt) fa_load_kv_async(Ks[cur ^ 1], Vs[cur ^ 1], base, C, k0 + 64, T_);
         cp_async_commit();
         cp_async_wait<1>();
         __syncthreads();
