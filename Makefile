@@ -1,13 +1,14 @@
 # GPT-2 + LoRA / LoRI / PeriodicLoRA trainer, in the spirit of llm.c.
 #   make train_lori && ./train_lori     the main job (see README.md)
 #   make test                           the test suite (installs libcheck if it can)
-# Every program is one translation unit: the trainer includes its headers from lora/, data/, kernels/.
+# The trainers are one translation unit each (train_gpt2.c and the headers of llmc/, lora/, data/,
+# kernels/); ./compare links train_gpt2.c's CPU run_training as an object (build/train_gpt2_lib.o).
 
 CC      ?= gcc
 CFLAGS  ?= -O3
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-unused-function -Wno-format-truncation
 LDLIBS  += -lm
-HEADERS := $(wildcard lora/*.h data/*.h kernels/*.h)
+HEADERS := $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h)
 
 # OpenMP: used when the compiler supports it; everything builds (single-threaded) without it.
 OPENMP_OK := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
@@ -40,12 +41,16 @@ train_lori: train_gpt2.c $(HEADERS)
 train_plora: train_gpt2.c $(HEADERS)
 	$(CC) $(CFLAGS) -DDEFAULT_ADAPTER=\"plora\" -o $@ $< $(LDLIBS)
 
-merge_adapters: merge_adapters.c train_gpt2.c report.h $(HEADERS)
+merge_adapters: lora/merge_adapters.c $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-# the comparison report: every variant on every task, merging, continual learning (dev/COMPARE.md)
-compare: compare.c train_gpt2.c report.h $(HEADERS)
-	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+# the comparison report: every variant on every task, merging, continual learning (dev/COMPARE.md),
+# its trainings on the CPU trainer's run_training (train_gpt2.c without main)
+build/train_gpt2_lib.o: train_gpt2.c $(HEADERS)
+	@mkdir -p build
+	$(CC) $(CFLAGS) -DNO_MAIN -c -o $@ $<
+compare: lora/compare.c build/train_gpt2_lib.o $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ $< build/train_gpt2_lib.o $(LDLIBS)
 
 make_tasks: data/make_tasks.c $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
@@ -54,11 +59,14 @@ make_tasks: data/make_tasks.c $(HEADERS)
 deps:
 	@sh dev/install_deps.sh
 
-test_%: test_%.c train_gpt2.c report.h $(HEADERS) | deps
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
+# test_gpt2.c at the root (llm.c's pair with train_gpt2.c); the other suites in tests/
+test_gpt2: test_gpt2.c train_gpt2.c $(HEADERS) | deps
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< $(CHECK_LIBS) $(LDLIBS)
+test_%: tests/test_%.c train_gpt2.c $(HEADERS) | deps
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< $(CHECK_LIBS) $(LDLIBS)
 
 test_merge: merge_adapters
-test_compare: compare.c
+test_compare: lora/compare.c
 
 test: deps
 	@$(MAKE) --no-print-directory $(TESTS) $(TOOLS)

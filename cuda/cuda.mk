@@ -25,7 +25,7 @@ endif
 
 CUDA_BINS := train_gpt2cu train_loracu train_loricu train_ploracu test_gpt2cu gpu_kernels_bench
 CUDA_DEPS := $(wildcard cuda/*.cuh cuda/*.h)
-CUDA_HOST_DEPS := cuda/host.c cuda/gpt2_gpu.h cuda/host_api.h train_gpt2.c $(wildcard lora/*.h data/*.h kernels/*.h *.h)
+CUDA_HOST_DEPS := cuda/host.c cuda/gpt2_gpu.h cuda/host_api.h $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h)
 
 .PHONY: cuda cuda-clean
 
@@ -41,24 +41,29 @@ build/cuda/train_gpt2.o: train_gpt2.cu $(CUDA_DEPS)
 	@mkdir -p build/cuda
 	$(NVCC) $(CUDA_NVCCFLAGS) -c -o $@ $<
 
+# the CPU trainer's run_training (train_gpt2.c without main): test_gpt2.cu's reference, via cuda/host.c
+build/cuda/train_gpt2_cpu.o: train_gpt2.c $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h)
+	@mkdir -p build/cuda
+	$(CC) $(CUDA_HOST_CFLAGS) -DNO_MAIN -c -o $@ train_gpt2.c
+
 build/cuda/host_%.o: $(CUDA_HOST_DEPS)
 	@mkdir -p build/cuda
 	$(CC) $(CUDA_HOST_CFLAGS) -DDEFAULT_ADAPTER=\"$*\" -c -o $@ cuda/host.c
 
-train_gpt2cu: build/cuda/train_gpt2.o build/cuda/host_none.o
+train_gpt2cu: build/cuda/train_gpt2.o build/cuda/host_none.o build/cuda/train_gpt2_cpu.o
 	$(NVCC) -arch=$(GPU_ARCH) -o $@ $^ $(CUDA_LDLIBS)
-train_loracu: build/cuda/train_gpt2.o build/cuda/host_lora.o
+train_loracu: build/cuda/train_gpt2.o build/cuda/host_lora.o build/cuda/train_gpt2_cpu.o
 	$(NVCC) -arch=$(GPU_ARCH) -o $@ $^ $(CUDA_LDLIBS)
-train_loricu: build/cuda/train_gpt2.o build/cuda/host_lori.o
+train_loricu: build/cuda/train_gpt2.o build/cuda/host_lori.o build/cuda/train_gpt2_cpu.o
 	$(NVCC) -arch=$(GPU_ARCH) -o $@ $^ $(CUDA_LDLIBS)
-train_ploracu: build/cuda/train_gpt2.o build/cuda/host_plora.o
+train_ploracu: build/cuda/train_gpt2.o build/cuda/host_plora.o build/cuda/train_gpt2_cpu.o
 	$(NVCC) -arch=$(GPU_ARCH) -o $@ $^ $(CUDA_LDLIBS)
 
 gpu_kernels_bench: dev/bench/gpu_kernels.cu $(CUDA_DEPS)
 	$(NVCC) $(CUDA_NVCCFLAGS) -o $@ $< $(CUDA_LDLIBS)
 
-test_gpt2cu: test_gpt2.cu train_gpt2.cu $(CUDA_DEPS) build/cuda/host_none.o
-	$(NVCC) $(CUDA_NVCCFLAGS) -o $@ test_gpt2.cu build/cuda/host_none.o $(CUDA_LDLIBS)
+test_gpt2cu: test_gpt2.cu train_gpt2.cu $(CUDA_DEPS) build/cuda/host_none.o build/cuda/train_gpt2_cpu.o
+	$(NVCC) $(CUDA_NVCCFLAGS) -o $@ test_gpt2.cu build/cuda/host_none.o build/cuda/train_gpt2_cpu.o $(CUDA_LDLIBS)
 endif
 
 cuda-clean:

@@ -1,13 +1,13 @@
 /*
 cuda/host.c — the host side of the GPU trainer (train_gpt2.cu), in C.
 
-It compiles train_gpt2.c itself (with TESTING, so without its main) and so shares, not copies,
-the CPU trainer's host code: the option table and its defaults, argument parsing and validation,
+It includes the library of llmc/ (and lora/, data/), and so shares, not copies, the CPU trainer's
+host code: the option table and its defaults, argument parsing and validation,
 llm.c checkpoint reading and writing, random init from a descriptor, the data loader and loss
 masks, the tokenizer, adapter creation (A drawn from its seed on the host, bit-identical to the
 CPU's), adapter and mask files, LoRI-S mask extraction, the resumable state file, the learning-rate
 schedules, sampling and exact-match evaluation (on the host, from the parameters synced back).
-The training loop too is train_gpt2.c's (run_training_on): run_training_gpu below runs it with
+The training loop too is llmc/train.h's (run_training_on): run_training_gpu below runs it with
 this file's GPU backend, which sends the model's forward, backward, optimizer and PLoRA fold to the
 GPU through cuda/gpt2_gpu.h and brings the host's copies (parameters, adapter, AdamW moments) up to
 date for checkpoints, samples and the output files. Differences from the CPU trainers:
@@ -17,8 +17,10 @@ date for checkpoints, samples and the output files. Differences from the CPU tra
   binaries print their usage (the embedded default demo is the CPU trainers').
 Built four times, like the CPU trainers, with -DDEFAULT_ADAPTER="none|lora|lori|plora".
 */
-#define TESTING
-#include "../train_gpt2.c"
+#include "../llmc/utils.h"
+#include "../llmc/model.h"
+#include "../llmc/options.h"
+#include "../llmc/train.h"
 #include "gpt2_gpu.h"
 #include "host_api.h"
 
@@ -48,9 +50,8 @@ typedef struct {
 static GPUModel *gpu_of(Backend *be) { return ((GPUBackend *)be)->gm; }
 
 // The GPU model of the host's model and adapter shapes; their values come with gpu_be_load.
-static void gpu_be_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
+static int gpu_be_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
     GPUBackend *g = (GPUBackend *)be;
-    g_use_ref_kernels = 0; // the host's kernels (sampling, exact match): the fast ones
     be->model->adapter = ad; // the host model holds parameters only (no activations): the GPU computes
     GPT2Config c = be->model->config;
     GPUConfig gc = {c.max_seq_len, c.vocab_size, c.padded_vocab_size, c.num_layers, c.num_heads, c.channels};
@@ -65,6 +66,7 @@ static void gpu_be_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
     g->T = cfg->T;
     g->gm = gpu_create(&gc, be->model->params_memory, ad ? &d : NULL, cfg->B, cfg->T, g->bf16, cfg->ref_kernels);
     snprintf(be->desc, sizeof(be->desc), "GPU: %s | host threads %d", gpu_describe(g->gm), be->nthreads);
+    return 0;
 }
 
 // the host's AdamW is only a container for t and, around state files, the moments
@@ -80,7 +82,7 @@ static void gpu_be_opt_setup(Backend *be) {
 static void gpu_be_load(Backend *be) {
     GPUModel *gm = gpu_of(be);
     Adapter *ad = be->model->adapter;
-    if (!ad || ad->cfg.kind == ADAPTER_PLORA) gpu_set_params(gm, be->model->params_memory);
+    if (!ad || variant_of(ad->cfg.kind)->base_changes) gpu_set_params(gm, be->model->params_memory);
     if (ad) {
         gpu_set_adapter(gm, ad->params);
         gpu_set_mask(gm, ad->kept, ad->nkept, ad->mask != NULL);
@@ -95,7 +97,7 @@ static void gpu_be_load(Backend *be) {
 static void gpu_be_sync(Backend *be, int with_opt) {
     GPUModel *gm = gpu_of(be);
     Adapter *ad = be->model->adapter;
-    if (!ad || ad->cfg.kind == ADAPTER_PLORA) gpu_get_params(gm, be->model->params_memory);
+    if (!ad || variant_of(ad->cfg.kind)->base_changes) gpu_get_params(gm, be->model->params_memory);
     if (ad) {
         gpu_get_adapter(gm, ad->params);
         ad->drop_rng = gpu_get_dropout_rng(gm);

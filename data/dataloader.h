@@ -31,6 +31,7 @@ reports failures with the file name; nothing here exits the process.
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "../llmc/utils.h"
 
 #define SHARD_MAGIC 20240520
 #define SHARD_VERSION 1
@@ -38,42 +39,6 @@ reports failures with the file name; nothing here exits the process.
 #define LOSSMASK_VERSION 1
 #define TOKENIZER_MAGIC 20240328
 #define HEADER_INTS 256
-
-// ----------------------------------------------------------------------------
-// small helpers shared by the readers
-
-// splitmix64: the project's seeded generator for anything that must be reproducible.
-static inline uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static inline float rng_uniform(uint64_t *state) { // [0,1)
-    return (float)(splitmix64(state) >> 40) * (1.0f / 16777216.0f);
-}
-
-// Reads the whole file into memory. Returns NULL (and sets *err) on failure.
-static void *read_whole_file(const char *path, size_t *size, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { snprintf(err, errlen, "%s: cannot open for reading", path); return NULL; }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f); snprintf(err, errlen, "%s: not a regular file", path); return NULL;
-    }
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); snprintf(err, errlen, "%s: cannot seek", path); return NULL; }
-    long n = ftell(f);
-    if (n < 0) { fclose(f); snprintf(err, errlen, "%s: cannot tell size", path); return NULL; }
-    rewind(f);
-    void *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf) { fclose(f); snprintf(err, errlen, "%s: out of memory (%ld bytes)", path, n); return NULL; }
-    if (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf); fclose(f); snprintf(err, errlen, "%s: short read", path); return NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
-}
 
 // ----------------------------------------------------------------------------
 // one shard (+ its loss mask), fully in memory
@@ -361,7 +326,7 @@ static int tokenizer_init(Tokenizer *t, const char *path, char *err, size_t errl
         int len = buf[off++];
         if (len == 0) { snprintf(err, errlen, "%s: token %d has length 0", path, i); free(buf); tokenizer_free(t); return -1; }
         if (off + (size_t)len > size) { snprintf(err, errlen, "%s: truncated at token %d", path, i); free(buf); tokenizer_free(t); return -1; }
-        t->table[i] = malloc((size_t)len + 1);
+        t->table[i] = xcalloc((size_t)len + 1, 1, "tokenizer entry");
         memcpy(t->table[i], buf + off, (size_t)len);
         t->table[i][len] = 0;
         off += (size_t)len;

@@ -4,7 +4,7 @@ dev/peft_compare.py — do Hugging Face transformers + PEFT give our logits for 
 
     python3 dev/peft_compare.py --model BASE.bin --peft DIR --tokens FILE.tokens --logits FILE [--device cuda]
 
-  --model   our base as an llm.c checkpoint (METHODS.md §5; version 3 fp32 or 5 bf16). For PLoRA,
+  --model   our base as an llm.c checkpoint (lora/METHODS.md §5; version 3 fp32 or 5 bf16). For PLoRA,
             the base with the earlier stages folded in: the one the exported adapter sits on.
   --peft    a directory written by --export-peft (adapter_config.json + adapter_model.safetensors)
   --tokens  raw int32 tokens (T,), and --logits raw float32 (T, V): what the trainer's

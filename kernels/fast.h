@@ -21,6 +21,9 @@ awkward shapes (T = 1, B = 1, sizes that are not multiples of the vector width).
 #include <string.h>
 
 #include "gemm.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__) && !defined(NO_TARGET_CLONES)
 #define FAST_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -133,22 +136,34 @@ static void layernorm_backward_fast(float *dinp, float *dweight, float *dbias, c
 // upper triangle holds scores of masked pairs, unused as in the reference.
 enum { ATT_RB = 48 }; // a multiple of every microkernel's row count (12, 6, 4); 24..72 measure alike
 
-static float *att_work(int T, int hs) {
+// The attention kernels' scratch: one block per thread, allocated once before training (never in a
+// step) by attention_work_alloc for the largest T and thread count it will run with; free() it.
+static size_t attention_work_floats(int T, int hs) {
     int n = T > hs ? T : hs;
-    size_t bytes = (gemm_serial_work(n, n) * sizeof(float) + 63) / 64 * 64;
-    float *w = aligned_alloc(64, bytes);
-    if (!w) { fprintf(stderr, "attention: out of memory (%zu bytes)\n", bytes); exit(EXIT_FAILURE); }
-    return w;
+    return (gemm_serial_work(n, n) + 15) / 16 * 16; // whole 64-byte lines per thread
+}
+static float *attention_work_alloc(int T, int hs, int nthreads) {
+    size_t bytes = attention_work_floats(T, hs) * sizeof(float) * (size_t)(nthreads > 0 ? nthreads : 1);
+    return aligned_alloc(64, bytes);
+}
+static float *att_work(float *work, int T, int hs) {
+#ifdef _OPENMP
+    return work + attention_work_floats(T, hs) * (size_t)omp_get_thread_num();
+#else
+    return work;
+#endif
 }
 
 FAST_CLONES
-static void attention_forward_fast(float *out, float *preatt, float *att, const float *inp, int B, int T, int C, int NH) {
+// work: attention_work_alloc(T, C / NH, threads) floats
+static void attention_forward_fast(float *out, float *preatt, float *att, const float *inp, int B, int T, int C, int NH,
+                                   float *workspace) {
     int C3 = 3 * C, hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     const gemm_impl *im = gemm_select();
 #pragma omp parallel
     {
-        float *work = att_work(T, hs);
+        float *work = att_work(workspace, T, hs);
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
@@ -176,19 +191,18 @@ static void attention_forward_fast(float *out, float *preatt, float *att, const 
                 }
             }
         }
-        free(work);
     }
 }
 
 FAST_CLONES
 static void attention_backward_fast(float *dinp, float *dpreatt, float *datt, const float *dout, const float *inp,
-                                    const float *att, int B, int T, int C, int NH) {
+                                    const float *att, int B, int T, int C, int NH, float *workspace) {
     int C3 = 3 * C, hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     const gemm_impl *im = gemm_select();
 #pragma omp parallel
     {
-        float *work = att_work(T, hs);
+        float *work = att_work(workspace, T, hs);
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
@@ -221,7 +235,6 @@ static void attention_backward_fast(float *dinp, float *dpreatt, float *datt, co
                 }
             }
         }
-        free(work);
     }
 }
 

@@ -502,11 +502,21 @@ static void gemm(char transA, char transB, int M, int N, int K, float alpha,
     int kcmax = K < GEMM_KC ? K : GEMM_KC;
     size_t pera = ((size_t)mr * kcmax + 15) / 16 * 16;  // floats, multiples of 64 bytes
     size_t per = pera + ((size_t)kcmax * ncmax + 15) / 16 * 16;
-    float *buf = aligned_alloc(64, per * nth * sizeof(float));
-    if (!buf) {
-        fprintf(stderr, "gemm: out of memory (%zu bytes)\n", per * nth * sizeof(float));
-        exit(EXIT_FAILURE);
+    // the packing buffers: kept per calling thread and grown only when a product needs more, so a
+    // training loop's repeated shapes allocate in their first step and never again
+    // (thread-local: the parallel region's workers must use `buf`, the caller's, not their own)
+    static _Thread_local float *cache = NULL;
+    static _Thread_local size_t cache_floats = 0;
+    if (per * nth > cache_floats) {
+        free(cache);
+        cache = aligned_alloc(64, per * nth * sizeof(float));
+        if (!cache) {
+            fprintf(stderr, "gemm: out of memory (%zu bytes)\n", per * nth * sizeof(float));
+            exit(EXIT_FAILURE);
+        }
+        cache_floats = per * nth;
     }
+    float *buf = cache;
 
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nth) if (nth > 1)
@@ -531,7 +541,6 @@ static void gemm(char transA, char transB, int M, int N, int K, float alpha,
                       alpha, a, lda, b, ldb, beta, C + (size_t)i0 * ldc + j0, ldc, bufa, bufb);
         }
     }
-    free(buf);
 }
 
 #endif  // GEMM_H

@@ -1,7 +1,7 @@
 /*
 lora/adapter.h — one adapter mechanism for the linear layers of GPT-2, with three variants.
 
-An adapted linear computes  y = W x + b + s · B A drop(x),  A (r,in), B (out,r)  (METHODS.md §1).
+An adapted linear computes  y = W x + b + s · B A drop(x),  A (r,in), B (out,r)  (lora/METHODS.md §1).
 The low-rank path is written once (lowrank_forward/backward in kernels/layers.h, and the fast
 gemm-based version here); the variants differ only in the places marked VARIANT below:
 
@@ -30,14 +30,17 @@ Slots are (layer, target) pairs in order l = 0..L-1, t = qkv, attn_proj, fc, fc_
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../llmc/utils.h"
+#include "../kernels/gemm.h"
+#include "variants.h"
 
-typedef enum { ADAPTER_NONE = 0, ADAPTER_LORA = 1, ADAPTER_LORI = 2, ADAPTER_PLORA = 3 } AdapterKind;
 enum { T_QKV = 0, T_ATTPROJ = 1, T_FC = 2, T_FCPROJ = 3, NUM_TARGETS = 4 };
 typedef enum { INIT_KAIMING = 0, INIT_GAUSSIAN = 1 } AdapterInit;
 typedef enum { MASK_MODEL = 0, MASK_LAYER = 1, MASK_MATRIX = 2, MASK_RANDOM = 3 } MaskMode;
 
-__attribute__((unused)) static const char *adapter_kind_names[] = {"none", "lora", "lori", "plora"};
 __attribute__((unused)) static const char *target_names[NUM_TARGETS] = {"qkv", "attn_proj", "fc", "fc_proj"};
+// a target's input and output widths in units of C: qkv (3C x C), attn_proj (C x C), fc (4C x C), fc_proj (C x 4C)
+__attribute__((unused)) static const int target_in_mult[NUM_TARGETS] = {1, 1, 1, 4}, target_out_mult[NUM_TARGETS] = {3, 1, 4, 1};
 __attribute__((unused)) static const char *mask_mode_names[] = {"model", "layer", "matrix", "random"};
 
 typedef struct {
@@ -87,18 +90,11 @@ static float adapter_scale(const AdapterConfig *c) {
     return c->rslora ? c->alpha / sqrtf((float)c->rank) : c->alpha / (float)c->rank;
 }
 
-// VARIANT: which factors train. LoRI freezes A.
-static int adapter_trains_A(const Adapter *ad) { return ad->cfg.kind != ADAPTER_LORI; }
+// VARIANT: which factors train (lora/variants.h). LoRI freezes A.
+static int adapter_trains_A(const Adapter *ad) { return variant_of(ad->cfg.kind)->trains_A; }
 
 static float *adapter_A(const Adapter *ad, int s) { return ad->params + ad->a_off[s]; }
 static float *adapter_B(const Adapter *ad, int s) { return ad->params + ad->nA + ad->b_off[s]; }
-
-// Box-Muller normal from the project's generator (splitmix64, data/dataloader.h)
-static float rng_normal(uint64_t *state) {
-    float u1 = rng_uniform(state), u2 = rng_uniform(state);
-    if (u1 < 1e-12f) u1 = 1e-12f;
-    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
-}
 
 // VARIANT: how A is drawn. Kaiming-uniform with a = sqrt(5) is U(-1/sqrt(in), 1/sqrt(in)) (PEFT, loralib);
 // gaussian is N(0, std = 1/r) as PEFT's init_lora_weights="gaussian". Each slot has its own stream
@@ -141,14 +137,13 @@ static int adapter_create(Adapter *ad, const AdapterConfig *cfg, int L, int C, c
     ad->slot_layer = calloc((size_t)n, sizeof(int)); ad->slot_target = calloc((size_t)n, sizeof(int));
     ad->slot_in = calloc((size_t)n, sizeof(int)); ad->slot_out = calloc((size_t)n, sizeof(int));
     ad->a_off = calloc((size_t)n, sizeof(size_t)); ad->b_off = calloc((size_t)n, sizeof(size_t));
-    static const int in_mult[NUM_TARGETS] = {1, 1, 1, 4}, out_mult[NUM_TARGETS] = {3, 1, 4, 1};
     int r = cfg->rank;
     for (int l = 0; l < L; l++) {
         for (int t = 0; t < NUM_TARGETS; t++) {
             int s = ad->slot_of[l][t];
             if (s < 0) continue;
             ad->slot_layer[s] = l; ad->slot_target[s] = t;
-            ad->slot_in[s] = in_mult[t] * C; ad->slot_out[s] = out_mult[t] * C;
+            ad->slot_in[s] = target_in_mult[t] * C; ad->slot_out[s] = target_out_mult[t] * C;
             ad->a_off[s] = ad->nA; ad->nA += (size_t)r * ad->slot_in[s];
             ad->b_off[s] = ad->nB; ad->nB += (size_t)ad->slot_out[s] * r;
         }
@@ -158,23 +153,38 @@ static int adapter_create(Adapter *ad, const AdapterConfig *cfg, int L, int C, c
     ad->wm = calloc((size_t)(n ? n : 1), sizeof(float *));
     ad->merged = calloc((size_t)(n ? n : 1), 1);
     ad->merge = -1;
-    if (!ad->params || !ad->grads || !ad->wm || !ad->merged) { snprintf(err, errlen, "adapter: out of memory"); adapter_free(ad); return -1; }
+    if (!ad->slot_layer || !ad->slot_target || !ad->slot_in || !ad->slot_out || !ad->a_off || !ad->b_off ||
+        !ad->params || !ad->grads || !ad->wm || !ad->merged) { snprintf(err, errlen, "adapter: out of memory"); adapter_free(ad); return -1; }
     for (int s = 0; s < n; s++) adapter_draw_A(ad, s, cfg->seed);
     return 0;
 }
 
+static int adapter_merges(const Adapter *ad, int s, int N);
+
+// The adapter's activations for N rows, and the merged weights W + s B A of the slots that run merged
+// at N rows (adapter_merges): allocated here, before training, never in a step. Call again after
+// changing ad->merge. 0, or -1 when out of memory.
 static int adapter_alloc_acts(Adapter *ad, int N) {
-    if (ad->N >= N) return 0;
-    free(ad->u); free(ad->drop); free(ad->xd); free(ad->du); free(ad->tmp); free(ad->dat);
-    ad->N = N;
-    size_t r = (size_t)ad->cfg.rank, C4 = 4 * (size_t)ad->C;
-    ad->u = malloc(sizeof(float) * ad->nslots * N * r);
-    ad->xd = malloc(sizeof(float) * N * C4);
-    ad->du = malloc(sizeof(float) * N * r);
-    ad->tmp = malloc(sizeof(float) * N * C4);
-    ad->dat = malloc(sizeof(float) * C4 * r);
-    ad->drop = ad->cfg.dropout > 0 ? malloc(sizeof(float) * ad->nslots * N * C4) : NULL;
-    if (!ad->u || !ad->xd || !ad->du || !ad->tmp || !ad->dat || (ad->cfg.dropout > 0 && !ad->drop)) return -1;
+    if (ad->N < N) {
+        free(ad->u); free(ad->drop); free(ad->xd); free(ad->du); free(ad->tmp); free(ad->dat);
+        ad->N = N;
+        size_t r = (size_t)ad->cfg.rank, C4 = 4 * (size_t)ad->C;
+        ad->u = malloc(sizeof(float) * ad->nslots * N * r);
+        ad->xd = malloc(sizeof(float) * N * C4);
+        ad->du = malloc(sizeof(float) * N * r);
+        ad->tmp = malloc(sizeof(float) * N * C4);
+        ad->dat = malloc(sizeof(float) * C4 * r);
+        ad->drop = ad->cfg.dropout > 0 ? malloc(sizeof(float) * ad->nslots * N * C4) : NULL;
+        if (!ad->u || !ad->xd || !ad->du || !ad->tmp || !ad->dat || (ad->cfg.dropout > 0 && !ad->drop)) return -1;
+    }
+    int training = ad->training;
+    ad->training = 0; // evaluation runs merged even with dropout
+    for (int s = 0; s < ad->nslots; s++)
+        if (!ad->wm[s] && adapter_merges(ad, s, N) && !(ad->wm[s] = malloc(sizeof(float) * (size_t)ad->slot_out[s] * ad->slot_in[s]))) {
+            ad->training = training;
+            return -1;
+        }
+    ad->training = training;
     return 0;
 }
 
@@ -209,10 +219,7 @@ static const float *adapter_forward_weight(Adapter *ad, int l, int t, const floa
     ad->merged[s] = (uint8_t)adapter_merges(ad, s, N);
     if (!ad->merged[s]) return W;
     int in = ad->slot_in[s], o = ad->slot_out[s], r = ad->cfg.rank;
-    if (!ad->wm[s] && !(ad->wm[s] = malloc(sizeof(float) * (size_t)o * in))) {
-        fprintf(stderr, "adapter: out of memory for a merged weight\n");
-        exit(EXIT_FAILURE);
-    }
+    if (!ad->wm[s]) { ad->merged[s] = 0; return W; } // not prepared by adapter_alloc_acts: run unmerged
     memcpy(ad->wm[s], W, sizeof(float) * (size_t)o * in);
     gemm('N', 'N', o, in, r, ad->scale, adapter_B(ad, s), r, adapter_A(ad, s), in, 1.0f, ad->wm[s], in);
     return ad->wm[s];
@@ -289,11 +296,11 @@ static void adapter_fold(const Adapter *ad, int s, float *W, float factor) {
 // an earlier task's entries outside the new task's mask stay bit-identical).
 static void adapter_set_mask(Adapter *ad, const uint8_t *mask, int zero_outside) {
     free(ad->mask); free(ad->kept);
-    ad->mask = malloc(ad->nB ? ad->nB : 1);
+    ad->mask = xcalloc(ad->nB, 1, "LoRI-S mask");
     memcpy(ad->mask, mask, ad->nB);
     ad->nkept = 0;
     for (size_t i = 0; i < ad->nB; i++) ad->nkept += mask[i] != 0;
-    ad->kept = malloc(sizeof(uint32_t) * (ad->nkept ? ad->nkept : 1));
+    ad->kept = xcalloc(ad->nkept, sizeof(uint32_t), "LoRI-S kept indices");
     size_t k = 0;
     float *B = ad->params + ad->nA;
     for (size_t i = 0; i < ad->nB; i++) {
@@ -312,7 +319,7 @@ static int magidx_desc(const void *a, const void *b) {
 // Marks the top round((1-sparsity)·n) entries by |B| among B-region entries [lo, hi) into mask.
 static void mask_topk_range(const float *B, size_t lo, size_t hi, float sparsity, uint8_t *mask) {
     size_t n = hi - lo, keep = (size_t)llround((1.0 - sparsity) * (double)n);
-    MagIdx *m = malloc(sizeof(MagIdx) * (n ? n : 1));
+    MagIdx *m = xcalloc(n, sizeof(MagIdx), "mask ranking");
     for (size_t i = 0; i < n; i++) { m[i].mag = fabsf(B[lo + i]); m[i].idx = (uint32_t)(lo + i); }
     qsort(m, n, sizeof(MagIdx), magidx_desc);
     for (size_t i = 0; i < keep; i++) mask[m[i].idx] = 1;
@@ -323,7 +330,7 @@ static void mask_topk_range(const float *B, size_t lo, size_t hi, float sparsity
 // threshold, the official code's default), layer-wise or matrix-wise; or random (each entry kept
 // with probability 1 - sparsity: NOT the paper's method, offered for comparison). Caller frees.
 static uint8_t *adapter_make_mask(const Adapter *ad, MaskMode mode, float sparsity, uint64_t seed) {
-    uint8_t *mask = calloc(ad->nB ? ad->nB : 1, 1);
+    uint8_t *mask = xcalloc(ad->nB, 1, "LoRI-S mask");
     const float *B = ad->params + ad->nA;
     if (mode == MASK_RANDOM) {
         uint64_t rng = seed ^ 0x243F6A8885A308D3ull;

@@ -42,6 +42,8 @@ Mask file: header 256 int32: [0] magic 20240612 [1] version 1 [2] L [3] C [4] ra
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../llmc/utils.h"
+#include "adapter.h"
 #include <unistd.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -68,13 +70,12 @@ static uint64_t af_get64(const int32_t *h, int i) { return (uint64_t)(uint32_t)h
 // Element counts of all A's and all B's implied by (targets, rank, L, C), in 64-bit: the reader's
 // size check runs before anything is allocated, so a corrupt header cannot ask for terabytes.
 static void adapter_shape_counts(int targets, int rank, int L, int C, int *nslots, uint64_t *nA, uint64_t *nB) {
-    static const int in_mult[NUM_TARGETS] = {1, 1, 1, 4}, out_mult[NUM_TARGETS] = {3, 1, 4, 1};
     *nslots = 0; *nA = 0; *nB = 0;
     for (int t = 0; t < NUM_TARGETS; t++) {
         if (!((targets >> t) & 1)) continue;
         *nslots += L;
-        *nA += (uint64_t)L * rank * in_mult[t] * (uint64_t)C;
-        *nB += (uint64_t)L * rank * out_mult[t] * (uint64_t)C;
+        *nA += (uint64_t)L * rank * target_in_mult[t] * (uint64_t)C;
+        *nB += (uint64_t)L * rank * target_out_mult[t] * (uint64_t)C;
     }
 }
 
@@ -109,26 +110,6 @@ static uint64_t adapter_file_bytes(const Adapter *ad, size_t cfg_len) {
 // Bytes of a trained dense LoRA file of the same rank, targets and shapes (A and B both stored).
 static uint64_t adapter_file_bytes_lora(const Adapter *ad, size_t cfg_len) {
     return 4 * ADAPTER_HEADER_INTS + cfg_len + 4 * ((uint64_t)ad->nA + ad->nB);
-}
-
-// Writes n bytes to path atomically: path.tmp, fflush, fsync, rename. A failure leaves path as it was.
-static int af_write_atomic(const char *path, const void *const *parts, const size_t *lens, int nparts, char *err, size_t errlen) {
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 5);
-    if (!tmp) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
-    memcpy(tmp, path, pl); memcpy(tmp + pl, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { snprintf(err, errlen, "%s: cannot open for writing (%s)", tmp, strerror(errno)); free(tmp); return -1; }
-    int ok = 1;
-    for (int i = 0; i < nparts && ok; i++)
-        if (lens[i] && fwrite(parts[i], 1, lens[i], f) != lens[i]) ok = 0;
-    if (ok && fflush(f) != 0) ok = 0;
-    if (ok && fsync(fileno(f)) != 0) ok = 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) { snprintf(err, errlen, "%s: write failed (%s); %s left unchanged", tmp, strerror(errno), path); remove(tmp); free(tmp); return -1; }
-    if (rename(tmp, path) != 0) { snprintf(err, errlen, "%s: rename to %s failed (%s)", tmp, path, strerror(errno)); remove(tmp); free(tmp); return -1; }
-    free(tmp);
-    return 0;
 }
 
 static int af_all_finite(const float *x, size_t n, size_t *bad) {
@@ -172,7 +153,7 @@ static int adapter_save(const Adapter *ad, const char *path, const char *train_c
         parts[np] = B; lens[np++] = sizeof(float) * ad->nB;
         if (b_st == B_DENSE_MASKED) { parts[np] = ad->kept; lens[np++] = sizeof(uint32_t) * ad->nkept; }
     }
-    int rc = af_write_atomic(path, parts, lens, np, err, errlen);
+    int rc = write_chunks_atomic(path, parts, lens, np, err, errlen);
     free(vals);
     return rc;
 }
@@ -261,7 +242,7 @@ static int adapter_load_ex(Adapter *ad, const char *path, int L, int C, char **t
     else memcpy(B, vals, 4 * nB);
     ad->stage = stage;
     if (train_config) {
-        *train_config = malloc((size_t)cfg_len + 1);
+        *train_config = xcalloc((size_t)cfg_len + 1, 1, "adapter training config");
         if (*train_config) { memcpy(*train_config, pcfg, (size_t)cfg_len); (*train_config)[cfg_len] = 0; }
     }
     free(vals); free(idx); free(buf);
@@ -277,7 +258,7 @@ static int adapter_load(Adapter *ad, const char *path, int L, int C, char *err, 
 static void adapter_file_report(const Adapter *ad, size_t cfg_len, FILE *out) {
     uint64_t ours = adapter_file_bytes(ad, cfg_len), lora = adapter_file_bytes_lora(ad, cfg_len);
     fprintf(out, "adapter file: %llu bytes (%s, rank %d, A %s, B %s); an equal-rank LoRA file: %llu bytes (%.2f%%)\n",
-            (unsigned long long)ours, adapter_kind_names[ad->cfg.kind], ad->cfg.rank,
+            (unsigned long long)ours, variant_of(ad->cfg.kind)->name, ad->cfg.rank,
             adapter_A_is_seeded(ad) ? "by seed" : "dense",
             adapter_B_storage(ad) == B_SPARSE ? "sparse" : adapter_B_storage(ad) == B_DENSE_MASKED ? "dense+mask" : "dense",
             (unsigned long long)lora, 100.0 * (double)ours / (double)lora);
@@ -298,7 +279,7 @@ static int mask_save(const Adapter *ad, const uint8_t *mask, const char *path, c
     h[6] = ad->nslots; af_put64(h, 7, ad->nB); af_put64(h, 9, nk);
     const void *parts[2] = {h, idx};
     size_t lens[2] = {sizeof(h), sizeof(uint32_t) * nk};
-    int rc = af_write_atomic(path, parts, lens, 2, err, errlen);
+    int rc = write_chunks_atomic(path, parts, lens, 2, err, errlen);
     free(idx);
     return rc;
 }

@@ -1,5 +1,5 @@
 /*
-lora/merge.h — merging several adapters into one (METHODS.md §4; what PEFT's add_weighted_adapter does).
+lora/merge.h — merging several adapters into one (lora/METHODS.md §4; what PEFT's add_weighted_adapter does).
 
     MergeConfig mc = {MERGE_CAT, .density = 1, .seed = 0, .svd_rank = 0};
     adapter_merge(&out, inputs, weights, n, &mc, err, errlen);   // out: a fresh LoRA adapter, scale 1
@@ -33,6 +33,8 @@ The random drops of DARE come from splitmix64 seeded with (seed, input, slot, fa
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../llmc/utils.h"
+#include "adapter.h"
 
 typedef enum { MERGE_CAT, MERGE_LINEAR, MERGE_TIES, MERGE_DARE_LINEAR, MERGE_DARE_TIES, MERGE_MAGNITUDE_PRUNE, MERGE_SVD, MERGE_NUM } MergeMethod;
 static const char *merge_method_names[MERGE_NUM] = {"cat", "linear", "ties", "dare_linear", "dare_ties", "magnitude_prune", "svd"};
@@ -56,7 +58,7 @@ static int merge_method_from_name(const char *s) {
 static void merge_magnitude_prune(float *x, size_t n, float density) {
     if (density >= 1.0f) return;
     size_t k = (size_t)((double)density * (double)n);
-    MagIdx *m = malloc(sizeof(MagIdx) * (n ? n : 1));
+    MagIdx *m = xcalloc((n ? n : 1), sizeof(MagIdx), "merge");
     for (size_t i = 0; i < n; i++) { m[i].mag = fabsf(x[i]); m[i].idx = (uint32_t)i; }
     qsort(m, n, sizeof(MagIdx), magidx_desc);
     for (size_t i = k; i < n; i++) x[m[i].idx] = 0.0f;
@@ -99,7 +101,7 @@ static void merge_combine(float *out, float *const *xs, const double *c, int T, 
 // Householder QR of X (m, n), m >= n, row-major: Q (m, n) with orthonormal columns, R (n, n) upper
 // triangular, X = Q R. Rank-deficient X is fine (R then has zeros on its diagonal; Q stays orthonormal).
 static void merge_qr(const double *X, int m, int n, double *Q, double *R) {
-    double *W = malloc(sizeof(double) * (size_t)m * n), *v = malloc(sizeof(double) * (size_t)m * n), *beta = calloc((size_t)n, sizeof(double));
+    double *W = xcalloc((size_t)m * n, sizeof(double), "merge"), *v = xcalloc((size_t)m * n, sizeof(double), "merge"), *beta = xcalloc((size_t)n, sizeof(double), "merge");
     memcpy(W, X, sizeof(double) * (size_t)m * n);
     for (int k = 0; k < n; k++) {
         double norm = 0;
@@ -162,8 +164,8 @@ static void merge_jacobi_svd(double *M, int n, double *U, double *S, double *V) 
         if (off < 1e-15) break;
     }
     // singular values are the column norms; sort descending (selection sort: n is small)
-    int *ord = malloc(sizeof(int) * (size_t)n);
-    double *norm = malloc(sizeof(double) * (size_t)n);
+    int *ord = xcalloc((size_t)n, sizeof(int), "merge");
+    double *norm = xcalloc((size_t)n, sizeof(double), "merge");
     for (int j = 0; j < n; j++) {
         double s2 = 0;
         for (int i = 0; i < n; i++) s2 += M[(size_t)i * n + j] * M[(size_t)i * n + j];
@@ -172,7 +174,7 @@ static void merge_jacobi_svd(double *M, int n, double *U, double *S, double *V) 
     for (int a = 0; a < n; a++)
         for (int b = a + 1; b < n; b++)
             if (norm[ord[b]] > norm[ord[a]]) { int tmp = ord[a]; ord[a] = ord[b]; ord[b] = tmp; }
-    double *V2 = malloc(sizeof(double) * (size_t)n * n);
+    double *V2 = xcalloc((size_t)n * n, sizeof(double), "merge");
     for (int jj = 0; jj < n; jj++) {
         int j = ord[jj];
         S[jj] = norm[j];
@@ -213,7 +215,7 @@ static int adapter_merge(Adapter *out, const Adapter *const *in, const float *w,
     if (R > C) { snprintf(err, errlen, "merge: the result's rank %d is above C = %d (adapter.h's limit); use svd with --svd-rank <= %d", R, C, C); return -1; }
     if (adapter_create(out, &cfg, L, C, err, errlen)) return -1;
     memset(out->params, 0, sizeof(float) * (out->nA + out->nB));
-    double *cA = malloc(sizeof(double) * (size_t)T), *cB = malloc(sizeof(double) * (size_t)T);
+    double *cA = xcalloc((size_t)T, sizeof(double), "merge"), *cB = xcalloc((size_t)T, sizeof(double), "merge");
     for (int t = 0; t < T; t++) {
         double ws = (double)w[t] * in[t]->scale;
         cA[t] = (ws >= 0 ? 1.0 : -1.0) * sqrt(fabs(ws)); cB[t] = sqrt(fabs(ws));
@@ -223,7 +225,7 @@ static int adapter_merge(Adapter *out, const Adapter *const *in, const float *w,
         float *Ao = adapter_A(out, s), *Bo = adapter_B(out, s);
         if (m == MERGE_CAT || m == MERGE_SVD) {
             // the cat factors: A_cat (rsum, in) rows w_t s_t A_t, B_cat (out, rsum) columns B_t
-            double *Ac = calloc((size_t)rsum * nin, sizeof(double)), *Bc = calloc((size_t)nout * rsum, sizeof(double));
+            double *Ac = xcalloc((size_t)rsum * nin, sizeof(double), "merge"), *Bc = xcalloc((size_t)nout * rsum, sizeof(double), "merge");
             int off = 0;
             for (int t = 0; t < T; t++) {
                 int st = in[t]->slot_of[l][tg], r = in[t]->cfg.rank;
@@ -241,14 +243,14 @@ static int adapter_merge(Adapter *out, const Adapter *const *in, const float *w,
             } else {
                 // ΔW = Bc Ac = Qb Rb (Qa Ra)^T = Qb (Rb Ra^T) Qa^T; core = U S V^T
                 int n = rsum;
-                double *AcT = malloc(sizeof(double) * (size_t)nin * n);
+                double *AcT = xcalloc((size_t)nin * n, sizeof(double), "merge");
                 for (int i = 0; i < n; i++) for (int j = 0; j < nin; j++) AcT[(size_t)j * n + i] = Ac[(size_t)i * nin + j];
-                double *Qb = malloc(sizeof(double) * (size_t)nout * n), *Rb = malloc(sizeof(double) * (size_t)n * n);
-                double *Qa = malloc(sizeof(double) * (size_t)nin * n), *Ra = malloc(sizeof(double) * (size_t)n * n);
+                double *Qb = xcalloc((size_t)nout * n, sizeof(double), "merge"), *Rb = xcalloc((size_t)n * n, sizeof(double), "merge");
+                double *Qa = xcalloc((size_t)nin * n, sizeof(double), "merge"), *Ra = xcalloc((size_t)n * n, sizeof(double), "merge");
                 merge_qr(Bc, nout, n, Qb, Rb);
                 merge_qr(AcT, nin, n, Qa, Ra);
-                double *M = calloc((size_t)n * n, sizeof(double)), *U = malloc(sizeof(double) * (size_t)n * n);
-                double *V = malloc(sizeof(double) * (size_t)n * n), *S = malloc(sizeof(double) * (size_t)n);
+                double *M = xcalloc((size_t)n * n, sizeof(double), "merge"), *U = xcalloc((size_t)n * n, sizeof(double), "merge");
+                double *V = xcalloc((size_t)n * n, sizeof(double), "merge"), *S = xcalloc((size_t)n, sizeof(double), "merge");
                 for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) {
                     double d = 0;
                     for (int k = 0; k < n; k++) d += Rb[(size_t)i * n + k] * Ra[(size_t)j * n + k];
@@ -273,9 +275,9 @@ static int adapter_merge(Adapter *out, const Adapter *const *in, const float *w,
         // factor-wise methods (equal ranks r = R)
         for (int factor = 0; factor < 2; factor++) {
             size_t n = factor == 0 ? (size_t)R * nin : (size_t)nout * R;
-            float **xs = malloc(sizeof(float *) * (size_t)T);
+            float **xs = xcalloc((size_t)T, sizeof(float *), "merge");
             for (int t = 0; t < T; t++) {
-                xs[t] = calloc(n ? n : 1, sizeof(float));
+                xs[t] = xcalloc(n ? n : 1, sizeof(float), "merge");
                 int st = in[t]->slot_of[l][tg];
                 if (st < 0) continue;
                 memcpy(xs[t], factor == 0 ? adapter_A(in[t], st) : adapter_B(in[t], st), sizeof(float) * n);

@@ -1,5 +1,5 @@
 /*
-lora/peft.h — Hugging Face PEFT interop for GPT-2 LoRA adapters (METHODS.md §6): one writer, one reader.
+lora/peft.h — Hugging Face PEFT interop for GPT-2 LoRA adapters (lora/METHODS.md §6): one writer, one reader.
 
     peft_export(ad, dir, base_model_name, err, errlen)    writes dir/adapter_config.json and
                                                           dir/adapter_model.safetensors (F32)
@@ -34,6 +34,9 @@ all (rank_pattern / alpha_pattern must be empty), no DoRA, no bias, no modules_t
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../llmc/utils.h"
+#include "adapter.h"
+#include "adapter_file.h"
 #include <sys/stat.h>
 
 // ----------------------------------------------------------------------------
@@ -555,7 +558,7 @@ static int peft_export(const Adapter *ad, const char *dir, const char *base_mode
         parts[3 + 2 * s] = adapter_B(ad, s); lens[3 + 2 * s] = sizeof(float) * (size_t)ad->slot_out[s] * ad->cfg.rank;
     }
     snprintf(path, dl + 64, "%s/adapter_model.safetensors", dir);
-    int rc = af_write_atomic(path, parts, lens, np, err, errlen);
+    int rc = write_chunks_atomic(path, parts, lens, np, err, errlen);
     free(parts); free(lens); free(hdr);
     if (rc) { free(path); return -1; }
     // the config
@@ -579,7 +582,7 @@ static int peft_export(const Adapter *ad, const char *dir, const char *base_mode
     const void *cp[1] = {cfg};
     size_t cl[1] = {clen};
     snprintf(path, dl + 64, "%s/adapter_config.json", dir);
-    rc = af_write_atomic(path, cp, cl, 1, err, errlen);
+    rc = write_chunks_atomic(path, cp, cl, 1, err, errlen);
     free(cfg); free(path);
     return rc;
 }

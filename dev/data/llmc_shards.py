@@ -1,6 +1,6 @@
 """
 llmc_shards.py — the Python writer of llm.c's data files, for the scripts in dev/data/.
-data/dataloader.h is the reader; METHODS.md §5 and data/tasks.h give the formats. Little-endian,
+data/dataloader.h is the reader; lora/METHODS.md §5 and data/tasks.h give the formats. Little-endian,
 every header 256 int32 (1024 bytes):
 
     shard      X.bin       [0]=20240520 [1]=1 [2]=ntok, then ntok uint16 tokens (llm.c's format)

@@ -14,7 +14,7 @@ FUZZ_NAMES   := checkpoint shard tokenizer state args peft
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
                 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-unused-function \
                 -Wno-unknown-warning-option -Wno-target-clones-mixed-specifiers
-FUZZ_DEPS    := train_gpt2.c report.h $(wildcard lora/*.h data/*.h kernels/*.h) dev/fuzz/fuzz_common.h
+FUZZ_DEPS    := train_gpt2.c $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h) dev/fuzz/fuzz_common.h
 FUZZ_HARNESS := $(wildcard dev/fuzz/fuzz_*.c)
 SAN_FLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1
 SAN_TESTS    := test_gpt2 test_train test_readers
@@ -42,10 +42,13 @@ build/make_seeds: dev/fuzz/make_seeds.c $(FUZZ_HARNESS) $(FUZZ_DEPS)
 fuzz-seeds: build/make_seeds
 	./build/make_seeds
 
-test_readers: test_readers.c $(FUZZ_HARNESS) $(FUZZ_DEPS) | deps
+test_readers: tests/test_readers.c $(FUZZ_HARNESS) $(FUZZ_DEPS) | deps
 	$(CC) $(CFLAGS) -I. $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
 
-build/asan/%: %.c $(FUZZ_HARNESS) $(FUZZ_DEPS) | deps
+build/asan/test_gpt2: test_gpt2.c $(FUZZ_HARNESS) $(FUZZ_DEPS) | deps
+	@mkdir -p build/asan
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
+build/asan/%: tests/%.c $(FUZZ_HARNESS) $(FUZZ_DEPS) | deps
 	@mkdir -p build/asan
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
 

@@ -36,9 +36,11 @@ Outputs under -o DIR (default out/compare):
     merge/<kind>_<method>.bin    the merged adapters; continual/<kind>_<task>/ the stage-2 runs
     log.txt                      everything the runs printed
 */
-#define TESTING
-#include "train_gpt2.c"
-#include "lora/merge.h"
+#include <fcntl.h>
+#include "../llmc/train.h"
+#include "../llmc/embedded.h"
+#include "../llmc/report.h"
+#include "merge.h"
 
 // ----------------------------------------------------------------------------
 // what runs, and how long. Full mode: 4 base evaluations, 4 tasks x 5 variants = 20 fine-tuning
@@ -205,8 +207,9 @@ static void run_logged(Compare *cm, TrainConfig *c, const char *title, TrainResu
     printf("%s\n", cmd);
     char *argv[] = {cmd};
     memset(res, 0, sizeof(*res));
-    run_training(c, 1, argv, res);
+    int rc = run_training(c, 1, argv, res);
     log_end(cm);
+    if (rc != 0) cmp_say(cm, "   FAILED: %s: %s (the comparison goes on; this run scores as failed)\n", title, res->error);
     if (g_stop_requested) { cmp_say(cm, "interrupted: stopping the comparison (partial outputs in %s)\n", cm->out); exit(130); }
 }
 
@@ -300,7 +303,7 @@ static void score_adapter(Compare *cm, const char *adapter_path, EMResult *out, 
         if (only_task >= 0 && t != only_task) continue;
         char test[1200];
         task_path(test, sizeof(test), cm->tasks[t], "test");
-        out[t] = eval_exact_match(&m, test, cm->eval_examples, 2, &scratch);
+        if (eval_exact_match(&m, test, cm->eval_examples, 2, &scratch, &out[t], err, sizeof(err)) != 0) die("compare: %s", err);
         printf("exact match %s: %d / %d = %.1f%%\n", test, out[t].correct, out[t].n, pct(out[t]));
     }
     free(scratch);

@@ -9,8 +9,10 @@ test_compare.c — tests of the comparison tool and the real-data scripts (libch
 The Python tests use the byte-level tokenizer (no tiktoken, offline); they are skipped without python3.
 Run from the repository root (the base model and the suite live in out/ and data/tasks/).
 */
+#define TESTING
+#include "train_gpt2.c"
 #define COMPARE_NO_MAIN
-#include "compare.c"
+#include "lora/compare.c"
 
 #include <check.h>
 

@@ -8,6 +8,8 @@ numerical guard, crash-safe writes under a simulated full disk.
 #include "train_gpt2.c"
 
 #include <check.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <sys/resource.h>
 
 #define REF_MODEL "dev/ref/gpt2_tiny.bin"
@@ -222,7 +224,7 @@ START_TEST(test_continual_lori_s) {
 END_TEST
 
 START_TEST(test_nan_guard_stops) {
-    // a learning rate of 1e30 blows the model up: training must stop with exit code 2
+    // a learning rate of 1e30 blows the model up: training must stop with status 2
     ck_assert_int_eq(system("rm -rf /tmp/tt/nan"), 0);
     TrainConfig c;
     base_config(&c, "none", "/tmp/tt/nan");
@@ -231,8 +233,7 @@ START_TEST(test_nan_guard_stops) {
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 1); dup2(devnull, 2);
-        run_cfg(&c);
-        _exit(0);
+        _exit(run_cfg(&c)); // run_training returns the status a program exits with
     }
     int status;
     waitpid(pid, &status, 0);
@@ -281,8 +282,7 @@ START_TEST(test_vocab_mismatch_refused) {
         dup2(fd, 2);
         int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 1);
-        run_cfg(&c);
-        _exit(0);
+        _exit(run_cfg(&c)); // run_training returns the status a program exits with
     }
     int status;
     waitpid(pid, &status, 0);

@@ -8,12 +8,13 @@ merge_adapters.c — merges several adapters into one (lora/merge.h), and conver
 
 Inputs and -o are adapter files in the project's format (lora/adapter_file.h); --merge-out is an
 llm.c version-3 checkpoint (the base with the merged adapter folded in, W += s B A), read and written
-by train_gpt2.c's own gpt2_load_checkpoint / gpt2_write_checkpoint (included below with TESTING).
+by llmc/model.h's gpt2_load_checkpoint / gpt2_write_checkpoint, the trainers' own.
 */
-#define TESTING
-#include "train_gpt2.c"
-#include "lora/merge.h"
-#include "lora/peft.h"
+#include "../llmc/utils.h"
+#include "../llmc/model.h"
+#include "merge.h"
+#include "peft.h"
+#include "adapter_file.h"
 
 static void error_usage(void) {
     fprintf(stderr,
@@ -91,7 +92,7 @@ int main(int argc, char **argv) {
         if (adapter_load(&ads[t], inputs[t], L, C, err, sizeof(err))) { fprintf(stderr, "error: %s\n", err); return 1; }
         if (t == 0) { L = ads[0].L; C = ads[0].C; }
         ptrs[t] = &ads[t];
-        printf("input %d: %s: %s rank %d alpha %g%s scale %g targets %d, weight %g\n", t + 1, inputs[t], adapter_kind_names[ads[t].cfg.kind],
+        printf("input %d: %s: %s rank %d alpha %g%s scale %g targets %d, weight %g\n", t + 1, inputs[t], variant_of(ads[t].cfg.kind)->name,
                ads[t].cfg.rank, (double)ads[t].cfg.alpha, ads[t].cfg.rslora ? " (rslora)" : "", (double)ads[t].scale, ads[t].cfg.targets, (double)w[t]);
     }
     Adapter merged, *res = &ads[0];
