@@ -119,17 +119,20 @@ static void test_reference(int bf16) {
     const float *rafter = (const float *)p; p += 4 * np;
     check((size_t)(p - ref.data()) == ref.size(), "%s: reference file size %zu as its header implies", mode, ref.size());
     GPUConfig c = {cfg6[0], cfg6[1], cfg6[2], cfg6[3], cfg6[4], cfg6[5]};
-    GPUModel *gm = gpu_create(&c, params, nullptr, B, T, bf16, 0);
+    char err[512];
+    GPUModel *gm = gpu_create(&c, params, nullptr, B, T, bf16, 0, err, sizeof(err));
+    if (!gm) { check(false, "%s: gpu_create: %s", mode, err); return; }
     double tol_logit = bf16 ? 2e-2 : 1e-5, tol_loss = bf16 ? 1e-2 : 1e-5, tol_grad = bf16 ? 5e-2 : 1e-4;
     double tol_step = bf16 ? 2e-2 : 1e-4, tol_upd = bf16 ? 0.25 : 1e-3;
 
     std::vector<float> logits(BT * Vp), grads(np), after(np);
-    gpu_forward(gm, x, y, nullptr, nullptr);
+    float loss;
+    gpu_forward(gm, x, y, nullptr, &loss, nullptr);
     gpu_get_logits(gm, 0, (int)BT, logits.data());
     double e = rel_l2(logits.data(), rlogits, logits.size());
     check(e < tol_logit, "%s: logits rel err %.2e (max abs %.2e) < %g", mode, e, max_abs(logits.data(), rlogits, logits.size()), tol_logit);
     gpu_zero_grad(gm);
-    float loss = gpu_forward_backward(gm, x, y, nullptr, 1.0f / BT, nullptr);
+    gpu_forward_backward(gm, x, y, nullptr, 1.0f / BT, &loss, nullptr);
     check(fabs(loss - rloss) < tol_loss, "%s: loss %.6f vs %.6f (|diff| %.2e < %g)", mode, loss, rloss, fabs(loss - rloss), tol_loss);
     gpu_get_grads(gm, grads.data());
     size_t sizes[NUM_PARAMS], off = 0;
@@ -146,7 +149,8 @@ static void test_reference(int bf16) {
     double step_err = 0;
     for (int t = 1; t <= nsteps; t++) {
         gpu_zero_grad(gm);
-        float l = gpu_forward_backward(gm, x, y, nullptr, 1.0f / BT, nullptr);
+        float l;
+        gpu_forward_backward(gm, x, y, nullptr, 1.0f / BT, &l, nullptr);
         double d = fabs(l - rsteps[t - 1]);
         if (!(d <= step_err)) step_err = d;
         float norm = gpu_grad_norm(gm);
@@ -252,6 +256,11 @@ static Csv read_csv(const std::string &path) {
     return c;
 }
 
+static int test_gpu_main(int argc, char **argv) { // train_gpt2.cu's main, once more in this process
+    hostapi_reset_stop();
+    return gpu_main(argc, argv);
+}
+
 static int run_args(int (*fn)(int, char **), const std::string &cmd) {
     std::vector<std::string> parts;
     size_t i = 0;
@@ -282,7 +291,7 @@ static void compare_runs(const char *name, const std::string &dir, const std::st
     std::string common = flags + " -i " + dir + "/train.bin -j " + dir + "/val.bin";
     long long before = g_gpu_base_weight_grad_calls;
     int rc1 = run_args(hostapi_cpu_main, "train_gpt2 " + common + " -o " + cd);
-    int rc2 = run_args(hostapi_gpu_main, std::string("train_gpt2cu ") + common + " --precision " + (bf16 ? "bf16" : "fp32") + " -o " + gd);
+    int rc2 = run_args(test_gpu_main, std::string("train_gpt2cu ") + common + " --precision " + (bf16 ? "bf16" : "fp32") + " -o " + gd);
     if (rc1 != 0 || rc2 != 0) { check(false, "%s: trainers exited with %d (CPU) and %d (GPU)", name, rc1, rc2); return; }
     if (adapter) check(g_gpu_base_weight_grad_calls == before, "%s: no base weight gradient computed on the GPU", name);
     Csv a = read_csv(cd + "/train.csv"), b = read_csv(gd + "/train.csv");
@@ -369,9 +378,11 @@ static GPUModel *tiny_model(int bf16, void **ad, HostAdapterDesc &hd, int kind, 
     params.resize(n);
     for (auto &v : params) v = 0.05f * nrand();
     *ad = hostapi_adapter_new(kind, 8, 16.0f, c.num_layers, c.channels, 99, 0.0f, &hd);
-    GPUAdapterDesc gd = {hd.kind, hd.rank, hd.scale, hd.dropout, hd.trains_A, hd.nslots, hd.slot_layer, hd.slot_target,
+    GPUAdapterDesc gd = {hd.base_absorbs, hd.rank, hd.scale, hd.dropout, hd.trains_A, hd.nslots, hd.slot_layer, hd.slot_target,
                          hd.slot_in, hd.slot_out, hd.a_off, hd.b_off, hd.nA, hd.nB};
-    GPUModel *gm = gpu_create(&c, params.data(), &gd, B, T, bf16, 0);
+    char err[512];
+    GPUModel *gm = gpu_create(&c, params.data(), &gd, B, T, bf16, 0, err, sizeof(err));
+    if (!gm) { fprintf(stderr, "gpu_create: %s\n", err); exit(1); }
     gpu_set_adapter(gm, hd.params);
     return gm;
 }
@@ -396,7 +407,8 @@ static void test_lori_exact(int bf16) {
     for (int t = 1; t <= 30; t++) {
         for (int i = 0; i < B * T; i++) { x[i] = (int)(frand() * 257); y[i] = (int)(frand() * 257); }
         gpu_zero_grad(gm);
-        gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f / (B * T), nullptr);
+        float l;
+        gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f / (B * T), &l, nullptr);
         gpu_adamw_step(gm, 5e-2f, 0.1f, 1.0f, t);
     }
     std::vector<float> ab(hd.nA + hd.nB), A0(hd.params, hd.params + hd.nA);
@@ -430,10 +442,11 @@ static void test_plora_unload(int bf16, float momentum) {
     for (auto &v : x) v = (int)(frand() * 257);
     size_t nl = (size_t)B * T * 320;
     std::vector<float> l1(nl), l2(nl);
-    gpu_forward(gm, x.data(), nullptr, nullptr, nullptr);
+    float loss;
+    gpu_forward(gm, x.data(), nullptr, nullptr, &loss, nullptr);
     gpu_get_logits(gm, 0, B * T, l1.data());
     hostapi_plora_unload(gm, ad, momentum);
-    gpu_forward(gm, x.data(), nullptr, nullptr, nullptr);
+    gpu_forward(gm, x.data(), nullptr, nullptr, &loss, nullptr);
     gpu_get_logits(gm, 0, B * T, l2.data());
     double e = rel_l2(l2.data(), l1.data(), nl), tol = bf16 ? 2e-2 : 1e-5;
     check(e < tol, "%s: logits before/after the unload rel diff %.2e < %g", mode, e, tol);
@@ -468,9 +481,11 @@ static void test_d12() {
     for (int i = 0; i < B * T; i++) { x[i] = (int)(frand() * 50257); y[i] = (int)(frand() * 50257); }
     float loss[2], norm[2];
     for (int k = 0; k < 2; k++) {
-        GPUModel *gm = gpu_create(&c, p.data(), nullptr, B, T, k == 0, k == 1);
+        char err[512];
+        GPUModel *gm = gpu_create(&c, p.data(), nullptr, B, T, k == 0, k == 1, err, sizeof(err));
+        if (!gm) { check(false, "gpu_create: %s", err); return; }
         gpu_zero_grad(gm);
-        loss[k] = gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f / (B * T), nullptr);
+        gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f / (B * T), &loss[k], nullptr);
         norm[k] = gpu_grad_norm(gm);
         gpu_free(gm);
     }

@@ -1950,7 +1950,8 @@ static void default_base_recipe(char *buf, size_t n) {
              DEFAULT_PRETRAIN_STEPS, (double)DEFAULT_PRETRAIN_LR, (unsigned long long)h);
 }
 
-static int run_default(const char *prog) {
+// trainer: what runs each part (run_training here; the GPU binaries pass theirs)
+static int run_default_with(const char *prog, int (*trainer)(TrainConfig *, int, char **, TrainResult *)) {
     double t_start = now_s();
     const char *adapter_name = DEFAULT_ADAPTER;
     printf("== %s with no flags: the embedded default (see README: 'The embedded default')\n", prog);
@@ -1976,7 +1977,7 @@ static int run_default(const char *prog) {
         TrainConfig bc;
         default_base_config(&bc);
         char *argv0[] = {(char *)"pretrain"};
-        run_training(&bc, 1, argv0, &pre);
+        trainer(&bc, 1, argv0, &pre);
         sf = fopen(stamp, "w");
         if (sf) { fputs(recipe, sf); fclose(sf); }
     } else {
@@ -1998,7 +1999,7 @@ static int run_default(const char *prog) {
     TrainResult before = {0};
     printf("== before fine-tuning: the base model on %s\n", test);
     char *argv1[] = {(char *)"evaluate"};
-    run_training(&ec, 1, argv1, &before);
+    trainer(&ec, 1, argv1, &before);
     // 4. fine-tune with the binary's adapter
     TrainConfig fc;
     config_defaults(&fc);
@@ -2016,7 +2017,7 @@ static int run_default(const char *prog) {
     printf("== fine-tuning on %s -> %s/\n", train, outdir);
     char *argv2[] = {(char *)prog};
     TrainResult after = {0};
-    run_training(&fc, 1, argv2, &after);
+    trainer(&fc, 1, argv2, &after);
     double total = now_s() - t_start;
     // 5. the table
     double em0 = before.em_n ? 100.0 * before.em_correct / before.em_n : 0, em1 = after.em_n ? 100.0 * after.em_correct / after.em_n : 0;
@@ -2076,6 +2077,8 @@ static int run_default(const char *prog) {
     printf("\nwrote %s/: summary.json, adapter.bin, train.csv, loss.svg\n", outdir);
     return 0;
 }
+
+static int run_default(const char *prog) { return run_default_with(prog, run_training); }
 
 #ifndef TESTING
 int main(int argc, char **argv) {
