@@ -24,6 +24,11 @@ test_gpt2.cu — the GPU trainer against its references, on the GPU. The last li
      within 1e-5 (fp32) and 2e-2 (bf16) relative.
   6. GPT-2 124M's shape (d12, B=2, T=1024): bf16 (flash attention) against fp32 (reference kernels):
      loss within 2e-2, gradient norm within 5%.
+  7. The step as CUDA graphs against the same step run eagerly (GPU_PROFILE=1 models run eagerly):
+     losses and trained values within 1e-5 (fp32) / 1e-2 (bf16) relative, for LoRA and full
+     fine-tuning; and a token outside the vocab is refused with an error, not an exit.
+In USE_CUDNN=1 builds 2. also checks cuDNN's fused attention against the reference kernels (and
+every bf16 model in 3. and 6. runs on it).
 */
 #define TESTING
 #include "train_gpt2.cu"
@@ -216,6 +221,32 @@ static void test_attention(int B, int T, int NH) {
         double e = rel_l2(pa.data(), pb.data(), pa.size());
         check(e < 2e-2, "%s rel err %.2e < 2e-2", part[k], e);
     }
+#ifdef USE_CUDNN
+    { // cuDNN's fused attention against the same reference outputs (o2, l2, dq2)
+        char err[512];
+        size_t ws = 0;
+        CudnnAttention *ca = cudnn_attention_create(B, NH, T, 64, C, C, &ws, err, sizeof(err));
+        check(ca != nullptr, "cuDNN attention graphs built (%s)", ca ? "ok" : err);
+        if (ca) {
+            CUDA_CHECK(cudaMemset(o1, 0xff, nout * 2)); CUDA_CHECK(cudaMemset(dq1, 0xff, nqkv * 2)); CUDA_CHECK(cudaMemset(l1, 0xff, nl * 4));
+            cudnn_attention_forward(ca, o1, l1, qkv, 0);
+            cudnn_attention_backward(ca, dq1, dout, qkv, o1, l1, 0);
+            CUDA_CHECK(cudaDeviceSynchronize());
+            std::vector<float> c1 = fetch(o1, nout), cl(nl), cg = fetch(dq1, nqkv);
+            CUDA_CHECK(cudaMemcpy(cl.data(), l1, nl * 4, cudaMemcpyDeviceToHost));
+            check(rel_l2(c1.data(), b.data(), nout) < 2e-2, "cuDNN: out rel err %.2e < 2e-2", rel_l2(c1.data(), b.data(), nout));
+            check(rel_l2(cl.data(), lb.data(), nl) < 1e-3, "cuDNN: log-sum-exp rel err %.2e < 1e-3", rel_l2(cl.data(), lb.data(), nl));
+            for (int k = 0; k < 3; k++) {
+                std::vector<float> pa, pb;
+                for (size_t r = 0; r < (size_t)B * T; r++)
+                    for (int cc = 0; cc < C; cc++) { pa.push_back(cg[r * 3 * C + k * C + cc]); pb.push_back(gb[r * 3 * C + k * C + cc]); }
+                double e = rel_l2(pa.data(), pb.data(), pa.size());
+                check(e < 2e-2, "cuDNN: %s rel err %.2e < 2e-2", part[k], e);
+            }
+            cudnn_attention_free(ca);
+        }
+    }
+#endif
     cudaFree(qkv); cudaFree(dout); cudaFree(o1); cudaFree(o2); cudaFree(dq1); cudaFree(dq2); cudaFree(l1); cudaFree(l2); cudaFree(D);
 }
 
@@ -362,6 +393,7 @@ static void test_vs_cpu() {
     compare_runs("plora_momentum", d, base + " -x 12 --adapter plora --rank 8 --plora-every 4 --plora-momentum 0.5", 0, true, true);
     compare_runs("full_bf16", d, base + " -x 10 --adapter none", 1, false, false);
     compare_runs("lora_bf16", d, base + " -x 10 --adapter lora --rank 8", 1, true, false);
+    compare_runs("lora_dropout_bf16", d, base + " -x 10 --adapter lora --rank 8 --dropout 0.2", 1, true, false);
     compare_runs("lori_bf16", d, base + " -x 8 --adapter lori --rank 8", 1, true, false);
     std::string rm = "rm -rf " + d;
     if (system(rm.c_str()) != 0) printf("(could not remove %s)\n", dir);
@@ -493,6 +525,91 @@ static void test_d12() {
     check(fabs(norm[0] - norm[1]) < 0.05 * norm[1], "grad norm bf16 %.4f vs fp32 %.4f (within 5%%)", norm[0], norm[1]);
 }
 
+// ----------------------------------------------------------------------------
+// 7. the step as CUDA graphs against the same step run eagerly; a bad token
+
+static GPUModel *tiny_model_env(int bf16, bool adapter, bool eager, void **ad, HostAdapterDesc &hd, std::vector<float> &params, int B, int T) {
+    if (eager) setenv("GPU_PROFILE", "1", 1);
+    GPUModel *gm;
+    if (adapter) {
+        gm = tiny_model(bf16, ad, hd, 1, params, B, T);
+    } else {
+        GPUConfig c = {64, 257, 320, 2, 4, 64};
+        char err[512];
+        gm = gpu_create(&c, params.data(), nullptr, B, T, bf16, 0, err, sizeof(err));
+        *ad = nullptr;
+    }
+    unsetenv("GPU_PROFILE");
+    return gm;
+}
+
+static void test_graphs(int bf16, bool adapter) {
+    const char *mode = bf16 ? "bf16" : "fp32", *what = adapter ? "LoRA" : "full fine-tuning";
+    printf("== the step as CUDA graphs vs eager (%s, %s)\n", mode, what);
+    int B = 4, T = 32, steps = 6;
+    std::vector<float> loss[2], out[2];
+    uint64_t saved = g_rng;
+    for (int k = 0; k < 2; k++) { // k = 0: graphs, 1: eager
+        g_rng = saved; // the same parameters, adapter and batches
+        void *ad = nullptr;
+        HostAdapterDesc hd;
+        std::vector<float> params;
+        if (!adapter) {
+            GPUConfig c = {64, 257, 320, 2, 4, 64};
+            size_t sizes[NUM_PARAMS], n = 0;
+            gpu_param_sizes(sizes, c);
+            for (int i = 0; i < NUM_PARAMS; i++) n += sizes[i];
+            params.resize(n);
+            for (auto &v : params) v = 0.05f * nrand();
+        }
+        GPUModel *gm = tiny_model_env(bf16, adapter, k == 1, &ad, hd, params, B, T);
+        if (!gm) { check(false, "%s %s: gpu_create failed", mode, what); return; }
+        bool graphs = strstr(gpu_describe(gm), "CUDA graphs") != nullptr;
+        check(graphs == (k == 0), "%s %s: %s model %s CUDA graphs (%s)", mode, what, k ? "a GPU_PROFILE" : "a plain",
+              k ? "runs without" : "runs with", gpu_describe(gm));
+        std::vector<int> x(B * T), y(B * T);
+        for (int t = 1; t <= steps; t++) {
+            for (int i = 0; i < B * T; i++) { x[i] = (int)(frand() * 257); y[i] = (int)(frand() * 257); }
+            float l = 0;
+            gpu_zero_grad(gm);
+            gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f / (B * T), &l, nullptr);
+            loss[k].push_back(l);
+            gpu_adamw_step(gm, 1e-2f, 0.0f, 1.0f, t);
+            gpu_synchronize(gm);
+        }
+        if (adapter) { out[k].resize(hd.nA + hd.nB); gpu_get_adapter(gm, out[k].data()); }
+        else { out[k].resize(params.size()); gpu_get_params(gm, out[k].data()); }
+        if (ad) hostapi_adapter_free(ad);
+        gpu_free(gm);
+    }
+    double tol = bf16 ? 1e-2 : 1e-5, dl = 0;
+    for (int t = 0; t < steps; t++) dl = std::max(dl, (double)fabs(loss[0][t] - loss[1][t]) / fabs(loss[1][t]));
+    double e = rel_l2(out[0].data(), out[1].data(), out[0].size());
+    check(dl < tol && e < tol, "%s %s: %d losses max rel diff %.2e, trained values rel diff %.2e (< %g)", mode, what, steps, dl, e, tol);
+}
+
+static void test_bad_token() {
+    printf("== a token outside the vocab is an error returned, not an exit\n");
+    void *ad;
+    HostAdapterDesc hd;
+    std::vector<float> params;
+    int B = 2, T = 32;
+    GPUModel *gm = tiny_model(1, &ad, hd, 1, params, B, T);
+    std::vector<int> x(B * T, 3), y(B * T, 5);
+    float loss = 0;
+    x[7] = 257;
+    int rc = gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f, &loss, nullptr);
+    check(rc == -1 && strstr(gpu_error(gm), "outside the vocab"), "input id 257 (V=257): rc %d, '%s'", rc, gpu_error(gm));
+    x[7] = 3; y[0] = -1;
+    rc = gpu_forward(gm, x.data(), y.data(), nullptr, &loss, nullptr);
+    check(rc == -1 && strstr(gpu_error(gm), "target token id -1"), "target id -1: rc %d, '%s'", rc, gpu_error(gm));
+    y[0] = 5;
+    rc = gpu_forward(gm, x.data(), y.data(), nullptr, &loss, nullptr);
+    check(rc == 0 && std::isfinite(loss) && loss > 0, "then a valid batch: rc %d, loss %.4f", rc, loss);
+    hostapi_adapter_free(ad);
+    gpu_free(gm);
+}
+
 int main(int argc, char **argv) {
     int dev = 0;
     if (cudaGetDeviceCount(&dev) != cudaSuccess || dev == 0) {
@@ -510,6 +627,10 @@ int main(int argc, char **argv) {
     test_plora_unload(0, 0.5f);
     test_plora_unload(1, 0.0f);
     test_d12();
+    test_graphs(0, true);
+    test_graphs(1, true);
+    test_graphs(0, false);
+    test_bad_token();
     if (!quick) test_vs_cpu();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
