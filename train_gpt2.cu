@@ -65,7 +65,7 @@ template <typename T> struct GPT2GPU {
     std::string desc;
     cudaStream_t st = nullptr;
     DeviceMemory mem;
-    GemmContext gc;
+    GemmContext gc = {};
     Profiler prof;
     Params<T> params;
     GPUAdapter<T> ad;
@@ -260,6 +260,7 @@ int gpt2_batch(GPT2GPU<T> &m, const int *inp, const int *tgt, const uint8_t *mas
         if (tgt && (tgt[i] < 0 || tgt[i] >= m.V)) { snprintf(m.err, sizeof(m.err), "target token id %d is outside the vocab (%d)", tgt[i], m.V); return -1; }
     }
     prof_mark(m.prof, PC_HOST);
+    CUDA_CHECK(cudaStreamSynchronize(m.st)); // the staging buffers are free again (a logits-only pass returns early)
     memcpy(m.inputs_h, inp, N * sizeof(int));
     CUDA_CHECK(cudaMemcpyAsync(m.acts.inputs, m.inputs_h, N * sizeof(int), cudaMemcpyHostToDevice, m.st));
     if (tgt) {
@@ -312,7 +313,8 @@ template <typename T> bool gpt2_alloc(GPT2GPU<T> &m, const GPUAdapterDesc *ad) {
 }
 
 // one training pass on a dummy batch (no gradient: zero loss weights) so that every product shape has
-// its algorithm before anything is captured; the dropout stream is left as it was
+// its algorithm before anything is captured (and PLoRA's unload, W += 0, so that its products have
+// theirs before training); the dropout stream is left as it was
 template <typename T> void gpt2_warm_up(GPT2GPU<T> &m) {
     uint64_t drop = m.ad.drop_state;
     CUDA_CHECK(cudaMemsetAsync(m.acts.inputs, 0, m.N * sizeof(int), m.st));
@@ -322,6 +324,7 @@ template <typename T> void gpt2_warm_up(GPT2GPU<T> &m) {
     adapter_copy_w(m.ad, m.params, m.st);
     enqueue_pass(m, PASS_TRAIN);
     g_gpu_base_weight_grad_calls = before;
+    if (m.ad.on && m.params.p32) adapter_fold(m.ad, m.params, &m.gc, 0.0f, m.st);
     if (m.params.g32) CUDA_CHECK(cudaMemsetAsync(m.params.g32, 0, m.params.n * sizeof(float), m.st));
     if (m.ad.gab32) CUDA_CHECK(cudaMemsetAsync(m.ad.gab32, 0, (m.ad.nA + m.ad.nB) * sizeof(float), m.st));
     CUDA_CHECK(cudaStreamSynchronize(m.st));
@@ -337,7 +340,7 @@ template <typename T> void gpt2_free(GPT2GPU<T> *m) {
 #endif
     dev_free_all(m->mem);
     cudaFreeHost(m->inputs_h); cudaFreeHost(m->targets_h); cudaFreeHost(m->weights_h); cudaFreeHost(m->losses_h);
-    gemm_context_free(&m->gc);
+    if (m->gc.lt) gemm_context_free(&m->gc);
     if (m->st) cudaStreamDestroy(m->st);
     delete m;
 }

@@ -2,7 +2,7 @@
 # dev/bench/gpu.sh — GPT-2 124M's shape on this GPU: our CUDA trainers next to llm.c and PyTorch + PEFT,
 # and the tiny comparison model's step; one table, every ratio from this one run.
 #   sh dev/bench/gpu.sh                 (from anywhere; builds what it needs; STEPS=30 PEFT_STEPS=20 to change)
-#   SKIP_PEFT=1                         no PyTorch rows
+#   SKIP_PEFT=1 / PEFT_MODES=compile   no PyTorch rows / only the compiled one
 #   LLMC_DIR=path/to/llm.c              llm.c's train_gpt2cu rows, built here with and without cuDNN (on a copy,
 #                                       with the one patch CUDA 13 needs: cudaMemAdvise takes a cudaMemLocation)
 #   USE_CUDNN=1                         our rows also from the USE_CUDNN=1 build (cuda/cuda.mk finds cuDNN and
@@ -113,7 +113,7 @@ if [ -n "$LLMC_DIR" ]; then
   done
 fi
 if [ -z "$SKIP_PEFT" ]; then
-  for mode in eager compile; do
+  for mode in ${PEFT_MODES:-eager compile}; do
     echo "== peft_$mode" >&2
     timeout 400 python3 dev/bench/peft_bench.py --mode $mode --steps $PEFT_STEPS > "$OUT/peft_$mode.json" 2> "$OUT/peft_$mode.err" \
       || { echo "peft $mode failed:" >&2; tail -5 "$OUT/peft_$mode.err" >&2; }
