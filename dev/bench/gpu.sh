@@ -50,7 +50,8 @@ build_llmc() { # flavour (plain|cudnn)
   sed -i 's/cudaMemAdviseSetPreferredLocation, cudaCpuDeviceId)/cudaMemAdviseSetPreferredLocation, cudaMemLocation{cudaMemLocationTypeHost, 0})/' "$d/llmc/cuda_utils.cuh"
   mkdir -p "$d/libs"; ld="-lcublas -lcublasLt -lnvidia-ml -L/usr/local/cuda/lib64/stubs"; extra=""
   if [ "$1" = cudnn ]; then
-    ln -sf "$CUDNN_DIR/lib/libcudnn.so.9" "$d/libs/libcudnn.so"
+    ln -sf "$CUDNN_DIR/lib/libcudnn.so.9" "$d/libs/libcudnn.so"   # (the wheel has no unversioned one)
+    [ -e "$d/cudnn-frontend" ] || ln -s "$(dirname "$FE")" "$d/cudnn-frontend"  # where llm.c's Makefile looks
     ld="$ld -L$d/libs -lcudnn -lnvrtc -lcuda -Xlinker -rpath,$CUDNN_DIR/lib"; extra="USE_CUDNN=1 CUDNN_FRONTEND_PATH=$FE"
   fi
   (cd "$d" && make -j"$J" train_gpt2cu NO_MULTI_GPU=1 NO_USE_MPI=1 GPU_COMPUTE_CAPABILITY=90 $extra \
