@@ -35,6 +35,7 @@ stream advances with every step) and GPU_PROFILE run the same code eagerly inste
 */
 #include <math.h>
 #include <string.h>
+#include <algorithm>
 #include <string>
 #include <type_traits>
 #include "cuda/common.cuh"
@@ -77,9 +78,11 @@ template <typename T> struct GPT2GPU {
     float *weights_h = nullptr, *losses_h = nullptr;
     float *stage = nullptr;
     size_t stage_n = 1 << 24;
-    // the step's graphs, one per pass (none: eager)
-    bool use_graphs = false;
+    // the step's graphs, one per pass (none: eager); stale after the optimizer's groups changed
+    bool use_graphs = false, graphs_stale = false;
     cudaGraphExec_t graph[NUM_PASSES] = {};
+    bool norm_fresh = false;    // opt.norm holds the norm of the gradients as they are (a training pass ran last)
+    bool staging_busy = false;  // a logits-only pass may still be reading the host staging buffers
     char err[512] = "";
     LinearCtx<T> lin() { return LinearCtx<T>{&gc, &ad, &prof, st, N, num_sms}; }
 };
@@ -224,12 +227,19 @@ template <typename T> void gpt2_backward(GPT2GPU<T> &m) {
 // ----------------------------------------------------------------------------
 // a step's device work as a graph: captured once per pass, replayed on every batch
 
+// the training pass ends with the gradient norm (what the step asks next), so no launch is left for it
 template <typename T> void enqueue_pass(GPT2GPU<T> &m, Pass pass) {
     gpt2_forward(m, pass != PASS_LOGITS, pass == PASS_TRAIN);
-    if (pass == PASS_TRAIN) gpt2_backward(m);
+    if (pass != PASS_TRAIN) return;
+    gpt2_backward(m);
+    prof_mark(m.prof, PC_OPT);
+    opt_norm_enqueue(m.opt, m.st);
 }
 
 template <typename T> void capture_graphs(GPT2GPU<T> &m) {
+    for (auto &g : m.graph)
+        if (g) { CUDA_CHECK(cudaGraphExecDestroy(g)); g = nullptr; }
+    m.graphs_stale = false;
     for (int p = 0; p < NUM_PASSES; p++) {
         cudaGraph_t g;
         CUDA_CHECK(cudaStreamBeginCapture(m.st, cudaStreamCaptureModeThreadLocal));
@@ -244,8 +254,10 @@ template <typename T> void capture_graphs(GPT2GPU<T> &m) {
 
 template <typename T> void run_pass(GPT2GPU<T> &m, Pass pass) {
     adapter_copy_w(m.ad, m.params, m.st); // after a new base (load, PLoRA's unload): outside the graph
+    if (m.use_graphs && m.graphs_stale) capture_graphs(m); // (new optimizer groups: LoRI-S's mask)
     if (m.use_graphs) CUDA_CHECK(cudaGraphLaunch(m.graph[pass], m.st));
     else enqueue_pass(m, pass);
+    if (pass == PASS_TRAIN) m.norm_fresh = true;
 }
 
 // One (B,T) batch: upload, run, and the mean loss over the counted targets (mask NULL: all).
@@ -260,7 +272,8 @@ int gpt2_batch(GPT2GPU<T> &m, const int *inp, const int *tgt, const uint8_t *mas
         if (tgt && (tgt[i] < 0 || tgt[i] >= m.V)) { snprintf(m.err, sizeof(m.err), "target token id %d is outside the vocab (%d)", tgt[i], m.V); return -1; }
     }
     prof_mark(m.prof, PC_HOST);
-    CUDA_CHECK(cudaStreamSynchronize(m.st)); // the staging buffers are free again (a logits-only pass returns early)
+    if (m.staging_busy) CUDA_CHECK(cudaStreamSynchronize(m.st)); // the last (logits-only) pass has read them
+    m.staging_busy = false;
     memcpy(m.inputs_h, inp, N * sizeof(int));
     CUDA_CHECK(cudaMemcpyAsync(m.acts.inputs, m.inputs_h, N * sizeof(int), cudaMemcpyHostToDevice, m.st));
     if (tgt) {
@@ -273,7 +286,7 @@ int gpt2_batch(GPT2GPU<T> &m, const int *inp, const int *tgt, const uint8_t *mas
     if (m.prof.on) m.prof.host_ms += now_ms() - h0;
     if (count) *count = 0;
     *loss = -1.0f;
-    if (!tgt) return 0;
+    if (!tgt) { m.staging_busy = true; return 0; }
     prof_mark(m.prof, PC_HOST);
     CUDA_CHECK(cudaMemcpyAsync(m.losses_h, m.acts.losses, N * sizeof(float), cudaMemcpyDeviceToHost, m.st));
     CUDA_CHECK(cudaStreamSynchronize(m.st));
@@ -331,6 +344,31 @@ template <typename T> void gpt2_warm_up(GPT2GPU<T> &m) {
     m.ad.drop_state = drop;
 }
 
+// GPU_PROFILE: the profiled model runs eagerly, so its report also gives what its training pass takes
+// as a graph (the median of 20 replays on the warm-up's dummy batch, which adds zero gradients)
+template <typename T> void time_training_graph(GPT2GPU<T> &m) {
+    capture_graphs(m);
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    std::vector<float> ms;
+    for (int i = 0; i < 21; i++) {
+        CUDA_CHECK(cudaEventRecord(e0, m.st));
+        CUDA_CHECK(cudaGraphLaunch(m.graph[PASS_TRAIN], m.st));
+        CUDA_CHECK(cudaEventRecord(e1, m.st));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        float t = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+        if (i > 0) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    m.prof.graph_ms = ms[ms.size() / 2];
+    CUDA_CHECK(cudaEventDestroy(e0));
+    CUDA_CHECK(cudaEventDestroy(e1));
+    for (auto &g : m.graph)
+        if (g) { CUDA_CHECK(cudaGraphExecDestroy(g)); g = nullptr; }
+}
+
 template <typename T> void gpt2_free(GPT2GPU<T> *m) {
     prof_report_and_free(m->prof);
     for (auto &g : m->graph)
@@ -382,6 +420,7 @@ GPT2GPU<T> *gpt2_create(const GPUConfig *cfg, const float *params, const GPUAdap
         params_upload(m->params, params, m->stage, m->stage_n, m->st);
         gpt2_warm_up(*m);
         if (m->use_graphs) capture_graphs(*m);
+        if (m->prof.on) time_training_graph(*m);
     }
     if (!ok) {
         snprintf(err, errlen, "%s", m->err[0] ? m->err : m->mem.err);
@@ -409,7 +448,14 @@ template <typename T> int model_set_mask(GPT2GPU<T> &m, const uint32_t *kept, si
     return 0;
 }
 template <typename T> int model_opt_setup(GPT2GPU<T> &m) {
-    if (opt_setup(m.opt, m.params, m.ad, m.mem)) return 0;
+    auto before = m.opt.groups;
+    m.norm_fresh = false;
+    bool ok = opt_setup(m.opt, m.params, m.ad, m.mem);
+    bool same = before.size() == m.opt.groups.size();
+    for (size_t i = 0; same && i < before.size(); i++)
+        same = before[i].g == m.opt.groups[i].g && before[i].idx == m.opt.groups[i].idx && before[i].n == m.opt.groups[i].n;
+    if (!same) m.graphs_stale = true; // the training graph computes the norm over the groups (LoRI-S's new mask)
+    if (ok) return 0;
     snprintf(m.err, sizeof(m.err), "%s", m.mem.err);
     return -1;
 }
@@ -421,6 +467,7 @@ template <typename T> void model_opt_copy(GPT2GPU<T> &m, float *mom, float *var,
 }
 template <typename T> void model_zero_grad(GPT2GPU<T> &m) {
     prof_mark(m.prof, PC_OPT);
+    m.norm_fresh = false;
     if (m.params.g32) CUDA_CHECK(cudaMemsetAsync(m.params.g32, 0, m.params.n * sizeof(float), m.st));
     if (m.ad.gab32) CUDA_CHECK(cudaMemsetAsync(m.ad.gab32, 0, (m.ad.nA + m.ad.nB) * sizeof(float), m.st));
 }
@@ -485,7 +532,7 @@ int gpu_forward(GPUModel *m, const int *inputs, const int *targets, const uint8_
 int gpu_forward_backward(GPUModel *m, const int *inputs, const int *targets, const uint8_t *mask, float scale, float *loss, long *count) {
     return ON_MODEL(m, gpt2_batch(M, inputs, targets, mask, scale, true, loss, count));
 }
-float gpu_grad_norm(GPUModel *m) { return ON_MODEL(m, (prof_mark(M.prof, PC_OPT), opt_grad_norm(M.opt, M.st))); }
+float gpu_grad_norm(GPUModel *m) { return ON_MODEL(m, (prof_mark(M.prof, PC_OPT), opt_grad_norm(M.opt, M.norm_fresh, M.st))); }
 void gpu_adamw_step(GPUModel *m, float lr, float wd, float gscale, int t) {
     ON_MODEL(m, (prof_mark(M.prof, PC_OPT), opt_step(M.opt, lr, wd, gscale, t, M.st)));
 }

@@ -265,7 +265,8 @@ template <typename T> bool opt_setup(Optimizer<T> &o, Params<T> &p, GPUAdapter<T
     return o.m && o.v;
 }
 
-template <typename T> float opt_grad_norm(Optimizer<T> &o, cudaStream_t st) {
+// the squared gradient norm into o.norm (enqueued: the training pass's graph ends with it)
+template <typename T> void opt_norm_enqueue(Optimizer<T> &o, cudaStream_t st) {
     CUDA_CHECK(cudaMemsetAsync(o.norm, 0, sizeof(double), st));
     for (const auto &g : o.groups) {
         if (g.n == 0) continue;
@@ -273,6 +274,10 @@ template <typename T> float opt_grad_norm(Optimizer<T> &o, cudaStream_t st) {
         sumsq_kernel<<<blocks, 256, 0, st>>>(o.norm, g.g, g.idx, (long)g.n);
         CUDA_LAUNCH_CHECK();
     }
+}
+// the gradient norm; fresh: o.norm already holds the current gradients' (else computed now)
+template <typename T> float opt_grad_norm(Optimizer<T> &o, bool fresh, cudaStream_t st) {
+    if (!fresh) opt_norm_enqueue(o, st);
     double s = 0;
     CUDA_CHECK(cudaMemcpyAsync(&s, o.norm, sizeof(double), cudaMemcpyDeviceToHost, st));
     CUDA_CHECK(cudaStreamSynchronize(st));

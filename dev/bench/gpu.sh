@@ -6,7 +6,8 @@
 #   LLMC_DIR=path/to/llm.c              llm.c's train_gpt2cu rows, built here with and without cuDNN (on a copy,
 #                                       with the one patch CUDA 13 needs: cudaMemAdvise takes a cudaMemLocation)
 #   USE_CUDNN=1                         our rows also from the USE_CUDNN=1 build (cuda/cuda.mk finds cuDNN and
-#                                       cudnn-frontend; CUDNN_FRONTEND_PATH= is passed on, to llm.c's build too)
+#                                       cudnn-frontend; CUDNN_FRONTEND_PATH= is passed on, to llm.c's build too;
+#                                       every other build is made with USE_CUDNN=0 explicitly)
 #   BASE_DIR=path/to/older/checkout     the tiny model's step timed with that version's binaries too
 #   BUILD_ONLY=1 / NO_BUILD=1           stop after the builds / use the last ones (the tests, test_gpt2cu, are
 #                                       built beside each flavour's trainers in $OUT/src_plain, $OUT/src_cudnn)
@@ -42,13 +43,13 @@ BINS="train_gpt2cu train_loracu train_loricu"
 build_ours() { # flavour (plain|cudnn)
   d=$OUT/src_$1; rm -rf "$d"; mkdir -p "$d" "$OUT/bin_$1"
   tar -C "$ROOT" --exclude=./build --exclude=./dev/bench/out --exclude=./.git -cf - . | tar -C "$d" -xf -
-  if [ "$1" = cudnn ]; then flags="USE_CUDNN=1 CUDNN_FRONTEND_PATH=$FE"; else flags=""; fi
+  if [ "$1" = cudnn ]; then flags="USE_CUDNN=1 CUDNN_FRONTEND_PATH=$FE"; else flags="USE_CUDNN=0"; fi
   (cd "$d" && make -s -j"$J" -f cuda/cuda.mk $flags $BINS test_gpt2cu && cp $BINS "$OUT/bin_$1/") > "$OUT/build_$1.log" 2>&1
 }
 build_llmc() { # flavour (plain|cudnn)
   d=$OUT/llmc_$1; rm -rf "$d"; cp -r "$LLMC_DIR" "$d"
   sed -i 's/cudaMemAdviseSetPreferredLocation, cudaCpuDeviceId)/cudaMemAdviseSetPreferredLocation, cudaMemLocation{cudaMemLocationTypeHost, 0})/' "$d/llmc/cuda_utils.cuh"
-  mkdir -p "$d/libs"; ld="-lcublas -lcublasLt -lnvidia-ml -L/usr/local/cuda/lib64/stubs"; extra=""
+  mkdir -p "$d/libs"; ld="-lcublas -lcublasLt -lnvidia-ml -L/usr/local/cuda/lib64/stubs"; extra="USE_CUDNN=0"
   if [ "$1" = cudnn ]; then
     ln -sf "$CUDNN_DIR/lib/libcudnn.so.9" "$d/libs/libcudnn.so"   # (the wheel has no unversioned one)
     [ -e "$d/cudnn-frontend" ] || ln -s "$(dirname "$FE")" "$d/cudnn-frontend"  # where llm.c's Makefile looks
@@ -64,7 +65,7 @@ if [ -z "$NO_BUILD" ]; then
   if [ -n "$USE_CUDNN" ]; then build_ours cudnn & p2=$!; fi
   if [ -n "$LLMC_DIR" ]; then build_llmc plain & p3=$!; build_llmc cudnn & p4=$!; fi
   if [ -n "$BASE_DIR" ]; then
-    (cd "$BASE_DIR" && make -s -j"$J" -f cuda/cuda.mk train_loracu train_gpt2cu) > "$OUT/build_base.log" 2>&1 & p5=$!
+    (cd "$BASE_DIR" && make -s -j"$J" -f cuda/cuda.mk USE_CUDNN=0 train_loracu train_gpt2cu) > "$OUT/build_base.log" 2>&1 & p5=$!
   fi
   for p in $p1 $p2 $p3 $p4 $p5; do wait $p || echo "a build failed (pid $p): see $OUT/build_*.log" >&2; done
 fi
