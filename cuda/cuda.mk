@@ -44,7 +44,7 @@ ifeq ($(USE_CUDNN),1)
     $(error USE_CUDNN=1: cuDNN not found (CUDNN_PATH=a folder with include/cudnn.h and lib/libcudnn.so.9))
   endif
   CUDNN_LIB := $(firstword $(wildcard $(CUDNN_PATH)/lib/libcudnn.so $(CUDNN_PATH)/lib/libcudnn.so.9 $(CUDNN_PATH)/lib64/libcudnn.so))
-  CUDA_NVCCFLAGS += -DUSE_CUDNN -I$(CUDNN_FRONTEND_PATH) -I$(CUDNN_PATH)/include
+  CUDA_NVCCFLAGS += -DUSE_CUDNN -isystem $(CUDNN_FRONTEND_PATH) -isystem $(CUDNN_PATH)/include
   CUDA_LDLIBS += -L$(dir $(CUDNN_LIB)) -l:$(notdir $(CUDNN_LIB)) -Xlinker -rpath,$(abspath $(dir $(CUDNN_LIB))) -lnvrtc -lcuda
   CUDA_EXTRA_OBJS := build/cuda/cudnn/cudnn_att.o
 else

@@ -106,7 +106,8 @@ CudnnAttention *cudnn_attention_create(int B, int NH, int T, int HS, long ldo, l
             return nullptr;
         }
     }
-    CudnnAttention *a = new CudnnAttention{B, NH, T, HS, ldo, lddo};
+    CudnnAttention *a = new CudnnAttention();
+    a->B = B; a->NH = NH; a->T = T; a->HS = HS; a->ldo = ldo; a->lddo = lddo;
     int64_t wf = 0, wb = 0;
     bool ok = build_forward(*a, err, errlen) && build_backward(*a, err, errlen);
     if (ok) ok = a->fwd->get_workspace_size(wf).is_good() && a->bwd->get_workspace_size(wb).is_good();

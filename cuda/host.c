@@ -31,7 +31,7 @@ static void gpu_print_usage(const char *prog) {
     print_options();
     printf("  %-24s %s [default: bf16]\n", "    --precision", "GPU only: bf16 (bf16 activations and frozen weights, fp32 masters and AdamW) | fp32");
     printf("  -h, --help               print this help\n");
-    printf("(--ref-kernels: the reference attention kernels instead of the tensor-core ones; --threads: host threads for sampling)\n");
+    printf("(--ref-kernels: the reference attention kernels instead of the tensor-core or cuDNN ones; --threads: host threads for sampling)\n");
 }
 
 // ----------------------------------------------------------------------------
