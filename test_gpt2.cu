@@ -24,6 +24,11 @@ test_gpt2.cu — the GPU trainer against its references, on the GPU. The last li
      within 1e-5 (fp32) and 2e-2 (bf16) relative.
   6. GPT-2 124M's shape (d12, B=2, T=1024): bf16 (flash attention) against fp32 (reference kernels):
      loss within 2e-2, gradient norm within 5%.
+  7. The step as CUDA graphs against the same step run eagerly (GPU_PROFILE=1 models run eagerly):
+     losses and trained values within 1e-5 (fp32) / 1e-2 (bf16) relative, for LoRA and full
+     fine-tuning; and a token outside the vocab is refused with an error, not an exit.
+In USE_CUDNN=1 builds 2. also checks cuDNN's fused attention against the reference kernels (and
+every bf16 model in 3. and 6. runs on it).
 */
 #define TESTING
 #include "train_gpt2.cu"
@@ -119,17 +124,20 @@ static void test_reference(int bf16) {
     const float *rafter = (const float *)p; p += 4 * np;
     check((size_t)(p - ref.data()) == ref.size(), "%s: reference file size %zu as its header implies", mode, ref.size());
     GPUConfig c = {cfg6[0], cfg6[1], cfg6[2], cfg6[3], cfg6[4], cfg6[5]};
-    GPUModel *gm = gpu_create(&c, params, nullptr, B, T, bf16, 0);
+    char err[512];
+    GPUModel *gm = gpu_create(&c, params, nullptr, B, T, bf16, 0, err, sizeof(err));
+    if (!gm) { check(false, "%s: gpu_create: %s", mode, err); return; }
     double tol_logit = bf16 ? 2e-2 : 1e-5, tol_loss = bf16 ? 1e-2 : 1e-5, tol_grad = bf16 ? 5e-2 : 1e-4;
     double tol_step = bf16 ? 2e-2 : 1e-4, tol_upd = bf16 ? 0.25 : 1e-3;
 
     std::vector<float> logits(BT * Vp), grads(np), after(np);
-    gpu_forward(gm, x, y, nullptr, nullptr);
+    float loss;
+    gpu_forward(gm, x, y, nullptr, &loss, nullptr);
     gpu_get_logits(gm, 0, (int)BT, logits.data());
     double e = rel_l2(logits.data(), rlogits, logits.size());
     check(e < tol_logit, "%s: logits rel err %.2e (max abs %.2e) < %g", mode, e, max_abs(logits.data(), rlogits, logits.size()), tol_logit);
     gpu_zero_grad(gm);
-    float loss = gpu_forward_backward(gm, x, y, nullptr, 1.0f / BT, nullptr);
+    gpu_forward_backward(gm, x, y, nullptr, 1.0f / BT, &loss, nullptr);
     check(fabs(loss - rloss) < tol_loss, "%s: loss %.6f vs %.6f (|diff| %.2e < %g)", mode, loss, rloss, fabs(loss - rloss), tol_loss);
     gpu_get_grads(gm, grads.data());
     size_t sizes[NUM_PARAMS], off = 0;
@@ -146,7 +154,8 @@ static void test_reference(int bf16) {
     double step_err = 0;
     for (int t = 1; t <= nsteps; t++) {
         gpu_zero_grad(gm);
-        float l = gpu_forward_backward(gm, x, y, nullptr, 1.0f / BT, nullptr);
+        float l;
+        gpu_forward_backward(gm, x, y, nullptr, 1.0f / BT, &l, nullptr);
         double d = fabs(l - rsteps[t - 1]);
         if (!(d <= step_err)) step_err = d;
         float norm = gpu_grad_norm(gm);
@@ -212,6 +221,32 @@ static void test_attention(int B, int T, int NH) {
         double e = rel_l2(pa.data(), pb.data(), pa.size());
         check(e < 2e-2, "%s rel err %.2e < 2e-2", part[k], e);
     }
+#ifdef USE_CUDNN
+    { // cuDNN's fused attention against the same reference outputs (o2, l2, dq2)
+        char err[512];
+        size_t ws = 0;
+        CudnnAttention *ca = cudnn_attention_create(B, NH, T, 64, C, C, &ws, err, sizeof(err));
+        check(ca != nullptr, "cuDNN attention graphs built (%s)", ca ? "ok" : err);
+        if (ca) {
+            CUDA_CHECK(cudaMemset(o1, 0xff, nout * 2)); CUDA_CHECK(cudaMemset(dq1, 0xff, nqkv * 2)); CUDA_CHECK(cudaMemset(l1, 0xff, nl * 4));
+            cudnn_attention_forward(ca, o1, l1, qkv, 0);
+            cudnn_attention_backward(ca, dq1, dout, qkv, o1, l1, 0);
+            CUDA_CHECK(cudaDeviceSynchronize());
+            std::vector<float> c1 = fetch(o1, nout), cl(nl), cg = fetch(dq1, nqkv);
+            CUDA_CHECK(cudaMemcpy(cl.data(), l1, nl * 4, cudaMemcpyDeviceToHost));
+            check(rel_l2(c1.data(), b.data(), nout) < 2e-2, "cuDNN: out rel err %.2e < 2e-2", rel_l2(c1.data(), b.data(), nout));
+            check(rel_l2(cl.data(), lb.data(), nl) < 1e-3, "cuDNN: log-sum-exp rel err %.2e < 1e-3", rel_l2(cl.data(), lb.data(), nl));
+            for (int k = 0; k < 3; k++) {
+                std::vector<float> pa, pb;
+                for (size_t r = 0; r < (size_t)B * T; r++)
+                    for (int cc = 0; cc < C; cc++) { pa.push_back(cg[r * 3 * C + k * C + cc]); pb.push_back(gb[r * 3 * C + k * C + cc]); }
+                double e = rel_l2(pa.data(), pb.data(), pa.size());
+                check(e < 2e-2, "cuDNN: %s rel err %.2e < 2e-2", part[k], e);
+            }
+            cudnn_attention_free(ca);
+        }
+    }
+#endif
     cudaFree(qkv); cudaFree(dout); cudaFree(o1); cudaFree(o2); cudaFree(dq1); cudaFree(dq2); cudaFree(l1); cudaFree(l2); cudaFree(D);
 }
 
@@ -252,6 +287,11 @@ static Csv read_csv(const std::string &path) {
     return c;
 }
 
+static int test_gpu_main(int argc, char **argv) { // train_gpt2.cu's main, once more in this process
+    hostapi_reset_stop();
+    return gpu_main(argc, argv);
+}
+
 static int run_args(int (*fn)(int, char **), const std::string &cmd) {
     std::vector<std::string> parts;
     size_t i = 0;
@@ -282,7 +322,7 @@ static void compare_runs(const char *name, const std::string &dir, const std::st
     std::string common = flags + " -i " + dir + "/train.bin -j " + dir + "/val.bin";
     long long before = g_gpu_base_weight_grad_calls;
     int rc1 = run_args(hostapi_cpu_main, "train_gpt2 " + common + " -o " + cd);
-    int rc2 = run_args(hostapi_gpu_main, std::string("train_gpt2cu ") + common + " --precision " + (bf16 ? "bf16" : "fp32") + " -o " + gd);
+    int rc2 = run_args(test_gpu_main, std::string("train_gpt2cu ") + common + " --precision " + (bf16 ? "bf16" : "fp32") + " -o " + gd);
     if (rc1 != 0 || rc2 != 0) { check(false, "%s: trainers exited with %d (CPU) and %d (GPU)", name, rc1, rc2); return; }
     if (adapter) check(g_gpu_base_weight_grad_calls == before, "%s: no base weight gradient computed on the GPU", name);
     Csv a = read_csv(cd + "/train.csv"), b = read_csv(gd + "/train.csv");
@@ -353,6 +393,7 @@ static void test_vs_cpu() {
     compare_runs("plora_momentum", d, base + " -x 12 --adapter plora --rank 8 --plora-every 4 --plora-momentum 0.5", 0, true, true);
     compare_runs("full_bf16", d, base + " -x 10 --adapter none", 1, false, false);
     compare_runs("lora_bf16", d, base + " -x 10 --adapter lora --rank 8", 1, true, false);
+    compare_runs("lora_dropout_bf16", d, base + " -x 10 --adapter lora --rank 8 --dropout 0.2", 1, true, false);
     compare_runs("lori_bf16", d, base + " -x 8 --adapter lori --rank 8", 1, true, false);
     std::string rm = "rm -rf " + d;
     if (system(rm.c_str()) != 0) printf("(could not remove %s)\n", dir);
@@ -369,9 +410,11 @@ static GPUModel *tiny_model(int bf16, void **ad, HostAdapterDesc &hd, int kind, 
     params.resize(n);
     for (auto &v : params) v = 0.05f * nrand();
     *ad = hostapi_adapter_new(kind, 8, 16.0f, c.num_layers, c.channels, 99, 0.0f, &hd);
-    GPUAdapterDesc gd = {hd.kind, hd.rank, hd.scale, hd.dropout, hd.trains_A, hd.nslots, hd.slot_layer, hd.slot_target,
+    GPUAdapterDesc gd = {hd.base_absorbs, hd.rank, hd.scale, hd.dropout, hd.trains_A, hd.nslots, hd.slot_layer, hd.slot_target,
                          hd.slot_in, hd.slot_out, hd.a_off, hd.b_off, hd.nA, hd.nB};
-    GPUModel *gm = gpu_create(&c, params.data(), &gd, B, T, bf16, 0);
+    char err[512];
+    GPUModel *gm = gpu_create(&c, params.data(), &gd, B, T, bf16, 0, err, sizeof(err));
+    if (!gm) { fprintf(stderr, "gpu_create: %s\n", err); exit(1); }
     gpu_set_adapter(gm, hd.params);
     return gm;
 }
@@ -396,7 +439,8 @@ static void test_lori_exact(int bf16) {
     for (int t = 1; t <= 30; t++) {
         for (int i = 0; i < B * T; i++) { x[i] = (int)(frand() * 257); y[i] = (int)(frand() * 257); }
         gpu_zero_grad(gm);
-        gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f / (B * T), nullptr);
+        float l;
+        gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f / (B * T), &l, nullptr);
         gpu_adamw_step(gm, 5e-2f, 0.1f, 1.0f, t);
     }
     std::vector<float> ab(hd.nA + hd.nB), A0(hd.params, hd.params + hd.nA);
@@ -430,10 +474,11 @@ static void test_plora_unload(int bf16, float momentum) {
     for (auto &v : x) v = (int)(frand() * 257);
     size_t nl = (size_t)B * T * 320;
     std::vector<float> l1(nl), l2(nl);
-    gpu_forward(gm, x.data(), nullptr, nullptr, nullptr);
+    float loss;
+    gpu_forward(gm, x.data(), nullptr, nullptr, &loss, nullptr);
     gpu_get_logits(gm, 0, B * T, l1.data());
     hostapi_plora_unload(gm, ad, momentum);
-    gpu_forward(gm, x.data(), nullptr, nullptr, nullptr);
+    gpu_forward(gm, x.data(), nullptr, nullptr, &loss, nullptr);
     gpu_get_logits(gm, 0, B * T, l2.data());
     double e = rel_l2(l2.data(), l1.data(), nl), tol = bf16 ? 2e-2 : 1e-5;
     check(e < tol, "%s: logits before/after the unload rel diff %.2e < %g", mode, e, tol);
@@ -468,14 +513,101 @@ static void test_d12() {
     for (int i = 0; i < B * T; i++) { x[i] = (int)(frand() * 50257); y[i] = (int)(frand() * 50257); }
     float loss[2], norm[2];
     for (int k = 0; k < 2; k++) {
-        GPUModel *gm = gpu_create(&c, p.data(), nullptr, B, T, k == 0, k == 1);
+        char err[512];
+        GPUModel *gm = gpu_create(&c, p.data(), nullptr, B, T, k == 0, k == 1, err, sizeof(err));
+        if (!gm) { check(false, "gpu_create: %s", err); return; }
         gpu_zero_grad(gm);
-        loss[k] = gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f / (B * T), nullptr);
+        gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f / (B * T), &loss[k], nullptr);
         norm[k] = gpu_grad_norm(gm);
         gpu_free(gm);
     }
     check(fabs(loss[0] - loss[1]) < 2e-2, "loss bf16 %.5f vs fp32 %.5f (|diff| < 2e-2)", loss[0], loss[1]);
     check(fabs(norm[0] - norm[1]) < 0.05 * norm[1], "grad norm bf16 %.4f vs fp32 %.4f (within 5%%)", norm[0], norm[1]);
+}
+
+// ----------------------------------------------------------------------------
+// 7. the step as CUDA graphs against the same step run eagerly; a bad token
+
+static GPUModel *tiny_model_env(int bf16, bool adapter, bool eager, void **ad, HostAdapterDesc &hd, std::vector<float> &params, int B, int T) {
+    if (eager) setenv("GPU_PROFILE", "1", 1);
+    GPUModel *gm;
+    if (adapter) {
+        gm = tiny_model(bf16, ad, hd, 1, params, B, T);
+    } else {
+        GPUConfig c = {64, 257, 320, 2, 4, 64};
+        char err[512];
+        gm = gpu_create(&c, params.data(), nullptr, B, T, bf16, 0, err, sizeof(err));
+        *ad = nullptr;
+    }
+    unsetenv("GPU_PROFILE");
+    return gm;
+}
+
+static void test_graphs(int bf16, bool adapter) {
+    const char *mode = bf16 ? "bf16" : "fp32", *what = adapter ? "LoRA" : "full fine-tuning";
+    printf("== the step as CUDA graphs vs eager (%s, %s)\n", mode, what);
+    int B = 4, T = 32, steps = 6;
+    std::vector<float> loss[2], out[2];
+    uint64_t saved = g_rng;
+    for (int k = 0; k < 2; k++) { // k = 0: graphs, 1: eager
+        g_rng = saved; // the same parameters, adapter and batches
+        void *ad = nullptr;
+        HostAdapterDesc hd;
+        std::vector<float> params;
+        if (!adapter) {
+            GPUConfig c = {64, 257, 320, 2, 4, 64};
+            size_t sizes[NUM_PARAMS], n = 0;
+            gpu_param_sizes(sizes, c);
+            for (int i = 0; i < NUM_PARAMS; i++) n += sizes[i];
+            params.resize(n);
+            for (auto &v : params) v = 0.05f * nrand();
+        }
+        GPUModel *gm = tiny_model_env(bf16, adapter, k == 1, &ad, hd, params, B, T);
+        if (!gm) { check(false, "%s %s: gpu_create failed", mode, what); return; }
+        bool graphs = strstr(gpu_describe(gm), "CUDA graphs") != nullptr;
+        check(graphs == (k == 0), "%s %s: %s model %s CUDA graphs (%s)", mode, what, k ? "a GPU_PROFILE" : "a plain",
+              k ? "runs without" : "runs with", gpu_describe(gm));
+        std::vector<int> x(B * T), y(B * T);
+        for (int t = 1; t <= steps; t++) {
+            for (int i = 0; i < B * T; i++) { x[i] = (int)(frand() * 257); y[i] = (int)(frand() * 257); }
+            float l = 0;
+            gpu_zero_grad(gm);
+            gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f / (B * T), &l, nullptr);
+            loss[k].push_back(l);
+            gpu_adamw_step(gm, 1e-2f, 0.0f, 1.0f, t);
+            gpu_synchronize(gm);
+        }
+        if (adapter) { out[k].resize(hd.nA + hd.nB); gpu_get_adapter(gm, out[k].data()); }
+        else { out[k].resize(params.size()); gpu_get_params(gm, out[k].data()); }
+        if (ad) hostapi_adapter_free(ad);
+        gpu_free(gm);
+    }
+    double tol = bf16 ? 1e-2 : 1e-5, dl = 0;
+    for (int t = 0; t < steps; t++) dl = std::max(dl, (double)fabs(loss[0][t] - loss[1][t]) / fabs(loss[1][t]));
+    double e = rel_l2(out[0].data(), out[1].data(), out[0].size());
+    check(dl < tol && e < tol, "%s %s: %d losses max rel diff %.2e, trained values rel diff %.2e (< %g)", mode, what, steps, dl, e, tol);
+}
+
+static void test_bad_token() {
+    printf("== a token outside the vocab is an error returned, not an exit\n");
+    void *ad;
+    HostAdapterDesc hd;
+    std::vector<float> params;
+    int B = 2, T = 32;
+    GPUModel *gm = tiny_model(1, &ad, hd, 1, params, B, T);
+    std::vector<int> x(B * T, 3), y(B * T, 5);
+    float loss = 0;
+    x[7] = 257;
+    int rc = gpu_forward_backward(gm, x.data(), y.data(), nullptr, 1.0f, &loss, nullptr);
+    check(rc == -1 && strstr(gpu_error(gm), "outside the vocab"), "input id 257 (V=257): rc %d, '%s'", rc, gpu_error(gm));
+    x[7] = 3; y[0] = -1;
+    rc = gpu_forward(gm, x.data(), y.data(), nullptr, &loss, nullptr);
+    check(rc == -1 && strstr(gpu_error(gm), "target token id -1"), "target id -1: rc %d, '%s'", rc, gpu_error(gm));
+    y[0] = 5;
+    rc = gpu_forward(gm, x.data(), y.data(), nullptr, &loss, nullptr);
+    check(rc == 0 && std::isfinite(loss) && loss > 0, "then a valid batch: rc %d, loss %.4f", rc, loss);
+    hostapi_adapter_free(ad);
+    gpu_free(gm);
 }
 
 int main(int argc, char **argv) {
@@ -495,6 +627,10 @@ int main(int argc, char **argv) {
     test_plora_unload(0, 0.5f);
     test_plora_unload(1, 0.0f);
     test_d12();
+    test_graphs(0, true);
+    test_graphs(1, true);
+    test_graphs(0, false);
+    test_bad_token();
     if (!quick) test_vs_cpu();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;

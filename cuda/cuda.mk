@@ -3,6 +3,11 @@
 #   make train_loracu GPU_ARCH=sm_80      one of them, for another GPU (default sm_90: H100/H200)
 #   ./test_gpt2cu                         the GPU tests (needs a GPU); dev/bench/gpu.sh the benchmark
 #   make -f cuda/cuda.mk gpu_kernels_bench  each hand-written kernel's variants, checked and timed
+#   make cuda USE_CUDNN=1                 attention on cuDNN's fused flash attention (bf16), as llm.c's
+#       USE_CUDNN=1. Needs cudnn-frontend's headers (~/cudnn-frontend/include, ./cudnn-frontend/include,
+#       or CUDNN_FRONTEND_PATH=) and cuDNN 9 (CUDNN_PATH=, a folder with include/ and lib/; by
+#       default PyTorch's wheel's, nvidia.cudnn). Objects of the two builds live apart (build/cuda/plain,
+#       build/cuda/cudnn); switching relinks the binaries.
 # Targets: train_gpt2cu train_loracu train_loricu train_ploracu (the four default adapters, as the
 # CPU trainers), test_gpt2cu. The GPU model (train_gpt2.cu) is compiled once by nvcc; the host side
 # (cuda/host.c, which compiles train_gpt2.c's host code) once per default adapter by the C compiler.
@@ -27,6 +32,29 @@ CUDA_BINS := train_gpt2cu train_loracu train_loricu train_ploracu test_gpt2cu gp
 CUDA_DEPS := $(wildcard cuda/*.cuh cuda/*.h)
 CUDA_HOST_DEPS := cuda/host.c cuda/gpt2_gpu.h cuda/host_api.h $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h)
 
+# cuDNN attention (USE_CUDNN=1)
+ifeq ($(USE_CUDNN),1)
+  CUDA_FLAVOUR := cudnn
+  CUDNN_FRONTEND_PATH ?= $(firstword $(wildcard $(HOME)/cudnn-frontend/include cudnn-frontend/include))
+  CUDNN_PATH ?= $(shell python3 -c "import nvidia.cudnn as m; print(m.__path__[0])" 2>/dev/null)
+  ifeq ($(wildcard $(CUDNN_FRONTEND_PATH)/cudnn_frontend.h),)
+    $(error USE_CUDNN=1: cudnn-frontend not found (git clone https://github.com/NVIDIA/cudnn-frontend ~/cudnn-frontend, or CUDNN_FRONTEND_PATH=.../include))
+  endif
+  ifeq ($(wildcard $(CUDNN_PATH)/include/cudnn.h),)
+    $(error USE_CUDNN=1: cuDNN not found (CUDNN_PATH=a folder with include/cudnn.h and lib/libcudnn.so.9))
+  endif
+  CUDNN_LIB := $(firstword $(wildcard $(CUDNN_PATH)/lib/libcudnn.so $(CUDNN_PATH)/lib/libcudnn.so.9 $(CUDNN_PATH)/lib64/libcudnn.so))
+  CUDA_NVCCFLAGS += -DUSE_CUDNN -isystem $(CUDNN_FRONTEND_PATH) -isystem $(CUDNN_PATH)/include
+  CUDA_LDLIBS += -L$(dir $(CUDNN_LIB)) -l:$(notdir $(CUDNN_LIB)) -Xlinker -rpath,$(abspath $(dir $(CUDNN_LIB))) -lnvrtc -lcuda
+  CUDA_EXTRA_OBJS := build/cuda/cudnn/cudnn_att.o
+else
+  CUDA_FLAVOUR := plain
+  CUDA_EXTRA_OBJS :=
+endif
+CUDA_OBJ := build/cuda/$(CUDA_FLAVOUR)
+# which build the binaries were linked from: a switch makes this file new, so they relink
+CUDA_STAMP := build/cuda/linked_$(CUDA_FLAVOUR)
+
 .PHONY: cuda cuda-clean
 
 ifeq ($(NVCC),)
@@ -37,8 +65,17 @@ $(CUDA_BINS):
 else
 cuda: $(CUDA_BINS)
 
-build/cuda/train_gpt2.o: train_gpt2.cu $(CUDA_DEPS)
+$(CUDA_STAMP):
 	@mkdir -p build/cuda
+	@rm -f build/cuda/linked_*
+	@touch $@
+
+$(CUDA_OBJ)/train_gpt2.o: train_gpt2.cu $(CUDA_DEPS)
+	@mkdir -p $(CUDA_OBJ)
+	$(NVCC) $(CUDA_NVCCFLAGS) -c -o $@ $<
+
+build/cuda/cudnn/cudnn_att.o: cuda/cudnn_att.cu cuda/cudnn_att.h cuda/common.cuh
+	@mkdir -p build/cuda/cudnn
 	$(NVCC) $(CUDA_NVCCFLAGS) -c -o $@ $<
 
 # the CPU trainer's run_training (train_gpt2.c without main): test_gpt2.cu's reference, via cuda/host.c
@@ -50,20 +87,24 @@ build/cuda/host_%.o: $(CUDA_HOST_DEPS)
 	@mkdir -p build/cuda
 	$(CC) $(CUDA_HOST_CFLAGS) -DDEFAULT_ADAPTER=\"$*\" -c -o $@ cuda/host.c
 
-train_gpt2cu: build/cuda/train_gpt2.o build/cuda/host_none.o build/cuda/train_gpt2_cpu.o
-	$(NVCC) -arch=$(GPU_ARCH) -o $@ $^ $(CUDA_LDLIBS)
-train_loracu: build/cuda/train_gpt2.o build/cuda/host_lora.o build/cuda/train_gpt2_cpu.o
-	$(NVCC) -arch=$(GPU_ARCH) -o $@ $^ $(CUDA_LDLIBS)
-train_loricu: build/cuda/train_gpt2.o build/cuda/host_lori.o build/cuda/train_gpt2_cpu.o
-	$(NVCC) -arch=$(GPU_ARCH) -o $@ $^ $(CUDA_LDLIBS)
-train_ploracu: build/cuda/train_gpt2.o build/cuda/host_plora.o build/cuda/train_gpt2_cpu.o
-	$(NVCC) -arch=$(GPU_ARCH) -o $@ $^ $(CUDA_LDLIBS)
+CUDA_LINK = $(NVCC) -arch=$(GPU_ARCH) -o $@ $(filter %.o,$^) $(CUDA_LDLIBS)
+train_gpt2cu: $(CUDA_OBJ)/train_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_none.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
+	$(CUDA_LINK)
+train_loracu: $(CUDA_OBJ)/train_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_lora.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
+	$(CUDA_LINK)
+train_loricu: $(CUDA_OBJ)/train_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_lori.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
+	$(CUDA_LINK)
+train_ploracu: $(CUDA_OBJ)/train_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_plora.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
+	$(CUDA_LINK)
 
 gpu_kernels_bench: dev/bench/gpu_kernels.cu $(CUDA_DEPS)
 	$(NVCC) $(CUDA_NVCCFLAGS) -o $@ $< $(CUDA_LDLIBS)
 
-test_gpt2cu: test_gpt2.cu train_gpt2.cu $(CUDA_DEPS) build/cuda/host_none.o build/cuda/train_gpt2_cpu.o
-	$(NVCC) $(CUDA_NVCCFLAGS) -o $@ test_gpt2.cu build/cuda/host_none.o build/cuda/train_gpt2_cpu.o $(CUDA_LDLIBS)
+$(CUDA_OBJ)/test_gpt2.o: test_gpt2.cu train_gpt2.cu $(CUDA_DEPS)
+	@mkdir -p $(CUDA_OBJ)
+	$(NVCC) $(CUDA_NVCCFLAGS) -c -o $@ $<
+test_gpt2cu: $(CUDA_OBJ)/test_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_none.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
+	$(CUDA_LINK)
 endif
 
 cuda-clean:

@@ -46,26 +46,23 @@ struct GemmContext {
     cudaStream_t stream;
     void *workspace;
     size_t workspace_size;
-    // autotune: time cuBLASLt's first GEMM_TUNE_CANDIDATES algorithms for each new shape (on the real
-    // operands; into a scratch output where the product accumulates) and keep the fastest, instead of
-    // its first guess. Off with GPU_NO_AUTOTUNE=1 (the choice is then the same in every run; with it,
-    // two runs can pick different algorithms and differ in the last bits).
-    bool autotune;
-    size_t *mem_now, *mem_peak; // the owner's device-memory count, for the scratch outputs (may be NULL)
+    // autotune: cuBLASLt's first GEMM_TUNE_CANDIDATES algorithms for each new shape are timed (on the
+    // real operands; into a scratch output where the product accumulates) and the fastest is kept,
+    // instead of its first guess. So two runs can pick different algorithms and differ in the last bits.
+    // A new shape must first be seen outside a CUDA graph capture (the trainer runs one warm-up step).
+    DeviceMemory *mem; // the owner's device-memory count, for the workspace and the scratch outputs
     // (transA, transB, M, N, K, lda, ldb, ldc, types, bias, alignments, GELU aux ld) -> plan
     std::map<std::tuple<int, int, int, int, int, long, long, long, int, int, int, long>, GemmPlan> plans;
 };
 
 #define GEMM_TUNE_CANDIDATES 16
-inline void gemm_context_init(GemmContext *g, cudaStream_t stream, size_t workspace_size, size_t *mem_now = nullptr,
-                              size_t *mem_peak = nullptr) {
+inline void gemm_context_init(GemmContext *g, cudaStream_t stream, size_t workspace_size, DeviceMemory *mem) {
     CUBLAS_CHECK(cublasLtCreate(&g->lt));
     g->stream = stream;
     g->workspace_size = workspace_size;
-    g->autotune = getenv("GPU_NO_AUTOTUNE") == nullptr;
-    g->mem_now = mem_now;
-    g->mem_peak = mem_peak;
+    g->mem = mem;
     CUDA_CHECK(cudaMalloc(&g->workspace, workspace_size));
+    mem->count((long)workspace_size);
 }
 inline void gemm_context_free(GemmContext *g) {
     for (auto &kv : g->plans) {
@@ -98,6 +95,12 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
                                alA * 1000000 + alB * 1000 + alC, aux ? (ldaux * 1024 + ptr_alignment(aux)) * 2 + dgelu : 0);
     auto it = g->plans.find(key);
     if (it == g->plans.end()) {
+        cudaStreamCaptureStatus cs;
+        CUDA_CHECK(cudaStreamIsCapturing(g->stream, &cs));
+        if (cs != cudaStreamCaptureStatusNone) {
+            fprintf(stderr, "error: internal: a new product shape (M=%d N=%d K=%d) inside a CUDA graph capture\n", M, N, K);
+            exit(1);
+        }
         GemmPlan pl;
         // column-major view: D^T (N x M) = op(B)^T (N x K) * op(A)^T (K x M); "A" of cuBLASLt is our B
         cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -110,7 +113,6 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
                                     : bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
             CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
             if (bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    if (aux) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
             if (aux) {
                 int64_t ld = ldaux;
                 CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
@@ -133,7 +135,7 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
         cublasLtMatmulHeuristicResult_t res[GEMM_TUNE_CANDIDATES];
         int nres = 0;
         cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->lt, pl.desc, pl.la, pl.lb, pl.lc, pl.lc, pref,
-                                                          g->autotune ? GEMM_TUNE_CANDIDATES : 1, res, &nres);
+                                                          GEMM_TUNE_CANDIDATES, res, &nres);
         cublasLtMatmulPreferenceDestroy(pref);
         if (s != CUBLAS_STATUS_SUCCESS || nres == 0) {
             fprintf(stderr, "error: cuBLASLt has no algorithm for the product M=%d N=%d K=%d trans=%c%c lda=%ld ldb=%ld ldc=%ld (status %d)\n",
@@ -146,10 +148,7 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
             size_t bytes = (size_t)(M - 1) * ldc * sizeof(TC) + (size_t)N * sizeof(TC);
             if (beta != 0.0f) {
                 CUDA_CHECK(cudaMalloc(&out, bytes));
-                if (g->mem_now && g->mem_peak) {
-                    *g->mem_now += bytes;
-                    if (*g->mem_now > *g->mem_peak) *g->mem_peak = *g->mem_now;
-                }
+                g->mem->count((long)bytes);
             }
             if (bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
             if (aux) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
@@ -175,7 +174,7 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
             cudaEventDestroy(e1);
             if (out != C) {
                 CUDA_CHECK(cudaFree(out));
-                if (g->mem_now) *g->mem_now -= bytes;
+                g->mem->count(-(long)bytes);
             }
         }
         it = g->plans.emplace(key, pl).first;

@@ -24,7 +24,7 @@ typedef struct {
 } GPUConfig;
 
 typedef struct {            // an Adapter's shapes (lora/adapter.h)
-    int kind;               // 1 lora, 2 lori, 3 plora
+    int base_absorbs;       // the base absorbs the adapter during training (PLoRA): keep its fp32 master
     int rank;
     float scale;            // s = alpha / r (or alpha / sqrt(r))
     float dropout;
@@ -37,35 +37,39 @@ typedef struct {            // an Adapter's shapes (lora/adapter.h)
 
 // B, T: the batch the activations are allocated for. bf16: 1 = bf16 activations and frozen weights
 // with fp32 master copies of what trains; 0 = everything fp32. simple_kernels: the reference
-// attention kernels instead of the tensor-core ones. ad NULL: full fine-tuning. Exits on error.
+// attention kernels instead of the tensor-core (or cuDNN) ones. ad NULL: full fine-tuning. Every
+// buffer a step needs is allocated here, and the step's CUDA graphs are captured. Returns NULL with
+// the reason in err (a shape the kernels do not support, out of GPU memory).
 GPUModel *gpu_create(const GPUConfig *c, const float *params, const GPUAdapterDesc *ad, int B, int T, int bf16,
-                     int simple_kernels);
+                     int simple_kernels, char *err, size_t errlen);
 void gpu_free(GPUModel *m);
 const char *gpu_describe(GPUModel *m);
+const char *gpu_error(GPUModel *m);                     // why the last call that returned -1 failed
 
 void gpu_set_params(GPUModel *m, const float *params);  // host float32 (num_parameters) -> device
 void gpu_get_params(GPUModel *m, float *params);        // the base as the GPU has it now
 void gpu_set_adapter(GPUModel *m, const float *ab);     // (nA + nB) -> device (master and bf16 copy)
 void gpu_get_adapter(GPUModel *m, float *ab);
-void gpu_set_mask(GPUModel *m, const uint32_t *kept, size_t nkept, int use); // LoRI-S: trainable B entries
+int gpu_set_mask(GPUModel *m, const uint32_t *kept, size_t nkept, int use); // LoRI-S: trainable B entries (-1: no memory)
 void gpu_set_dropout(GPUModel *m, uint64_t rng_state, int training);       // the adapter's dropout stream
 uint64_t gpu_get_dropout_rng(GPUModel *m);
 
 // the optimizer: groups as train_gpt2.c's adamw_setup (same order: the moments are its m and v)
-void gpu_opt_setup(GPUModel *m);                        // groups from what trains now; moments zeroed
+int gpu_opt_setup(GPUModel *m);                         // groups from what trains now; moments zeroed (-1: no memory)
 size_t gpu_opt_size(GPUModel *m);
 void gpu_opt_reset(GPUModel *m);                        // zero the moments
 void gpu_opt_get(GPUModel *m, float *mom, float *var);
 void gpu_opt_set(GPUModel *m, const float *mom, const float *var);
 
 void gpu_zero_grad(GPUModel *m);
-// Forward of a (B,T) batch; targets NULL: logits only. Returns the mean loss over the counted
-// targets (mask NULL: all), -1 when none; *count gets their number (count may be NULL).
-float gpu_forward(GPUModel *m, const int *inputs, const int *targets, const uint8_t *mask, long *count);
+// Forward of a (B,T) batch; targets NULL: logits only. *loss gets the mean loss over the counted
+// targets (mask NULL: all), -1 when none; *count their number (count may be NULL). Returns 0, or -1
+// (gpu_error says why: a token id outside the vocab).
+int gpu_forward(GPUModel *m, const int *inputs, const int *targets, const uint8_t *mask, float *loss, long *count);
 // Forward and backward in one pass (the loss weight of a counted target is `scale`); accumulates
 // the gradients. Returns what gpu_forward returns.
-float gpu_forward_backward(GPUModel *m, const int *inputs, const int *targets, const uint8_t *mask, float scale,
-                           long *count);
+int gpu_forward_backward(GPUModel *m, const int *inputs, const int *targets, const uint8_t *mask, float scale,
+                         float *loss, long *count);
 float gpu_grad_norm(GPUModel *m);
 void gpu_adamw_step(GPUModel *m, float lr, float weight_decay, float gscale, int t);
 // PLoRA: W += factor * s * B A for every adapted slot, on the device (one product per slot)

@@ -13,19 +13,20 @@ GPU through cuda/gpt2_gpu.h and brings the host's copies (parameters, adapter, A
 date for checkpoints, samples and the output files. Differences from the CPU trainers:
   --precision fp32|bf16 (GPU only, default bf16) is taken out of argv before the shared parser;
   --threads counts the host threads (sampling); --ref-kernels selects the reference attention
-  kernels; train_gpt2.cu's GPU_PROFILE stands for CPU_PROFILE; with no flags at all the GPU
-  binaries print their usage (the embedded default demo is the CPU trainers').
+  kernels; train_gpt2.cu's GPU_PROFILE stands for CPU_PROFILE. With no flags at all the GPU
+  binaries run the embedded default as the CPU ones do, with this backend.
 Built four times, like the CPU trainers, with -DDEFAULT_ADAPTER="none|lora|lori|plora".
 */
 #include "../llmc/utils.h"
 #include "../llmc/model.h"
 #include "../llmc/options.h"
 #include "../llmc/train.h"
+#include "../llmc/embedded.h"
 #include "gpt2_gpu.h"
 #include "host_api.h"
 
 // ----------------------------------------------------------------------------
-// the command line: train_gpt2.c's table, plus --precision
+// the command line: llmc/options.h's table, plus --precision
 
 static void gpu_print_usage(const char *prog) {
     printf("usage: %s [options]\n", prog);
@@ -33,11 +34,11 @@ static void gpu_print_usage(const char *prog) {
     print_options();
     printf("  %-24s %s [default: bf16]\n", "    --precision", "GPU only: bf16 (bf16 activations and frozen weights, fp32 masters and AdamW) | fp32");
     printf("  -h, --help               print this help\n");
-    printf("(--ref-kernels: the reference attention kernels instead of the tensor-core ones; --threads: host threads for sampling)\n");
+    printf("(--ref-kernels: the reference attention kernels instead of the tensor-core or cuDNN ones; --threads: host threads for sampling)\n");
 }
 
 // ----------------------------------------------------------------------------
-// the GPU backend of train_gpt2.c's training loop (run_training_on): the model, its gradients and
+// the GPU backend of llmc/train.h's training loop (run_training_on): the model, its gradients and
 // the optimizer's moments live on the GPU; the host's copies are brought up to date (sync) before a
 // checkpoint, a sample and the outputs, and sent (load) at a start, a resume and LoRI-S's new mask
 
@@ -58,13 +59,15 @@ static int gpu_be_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
     GPUAdapterDesc d;
     memset(&d, 0, sizeof(d));
     if (ad) {
-        d.kind = (int)ad->cfg.kind; d.rank = ad->cfg.rank; d.scale = ad->scale; d.dropout = ad->cfg.dropout;
+        d.base_absorbs = variant_of(ad->cfg.kind)->unloads; d.rank = ad->cfg.rank; d.scale = ad->scale; d.dropout = ad->cfg.dropout;
         d.trains_A = adapter_trains_A(ad); d.nslots = ad->nslots;
         d.slot_layer = ad->slot_layer; d.slot_target = ad->slot_target; d.slot_in = ad->slot_in; d.slot_out = ad->slot_out;
         d.a_off = ad->a_off; d.b_off = ad->b_off; d.nA = ad->nA; d.nB = ad->nB;
     }
     g->T = cfg->T;
-    g->gm = gpu_create(&gc, be->model->params_memory, ad ? &d : NULL, cfg->B, cfg->T, g->bf16, cfg->ref_kernels);
+    char err[512];
+    g->gm = gpu_create(&gc, be->model->params_memory, ad ? &d : NULL, cfg->B, cfg->T, g->bf16, cfg->ref_kernels, err, sizeof(err));
+    if (!g->gm) { snprintf(be->err, sizeof(be->err), "GPU: %s", err); return -1; }
     snprintf(be->desc, sizeof(be->desc), "GPU: %s | host threads %d", gpu_describe(g->gm), be->nthreads);
     return 0;
 }
@@ -85,10 +88,10 @@ static void gpu_be_load(Backend *be) {
     if (!ad || variant_of(ad->cfg.kind)->base_changes) gpu_set_params(gm, be->model->params_memory);
     if (ad) {
         gpu_set_adapter(gm, ad->params);
-        gpu_set_mask(gm, ad->kept, ad->nkept, ad->mask != NULL);
+        if (gpu_set_mask(gm, ad->kept, ad->nkept, ad->mask != NULL) != 0) die("GPU: %s", gpu_error(gm));
         gpu_set_dropout(gm, ad->drop_rng, 1);
     }
-    gpu_opt_setup(gm);
+    if (gpu_opt_setup(gm) != 0) die("GPU: %s", gpu_error(gm));
     if (gpu_opt_size(gm) != be->opt->total) die("internal: GPU optimizer has %zu entries, the host's %zu", gpu_opt_size(gm), be->opt->total);
     gpu_opt_set(gm, be->opt->m, be->opt->v);
 }
@@ -108,11 +111,19 @@ static void gpu_be_sync(Backend *be, int with_opt) {
 static void gpu_be_set_training(Backend *be, int on) {
     if (be->model->adapter) gpu_set_dropout(gpu_of(be), gpu_get_dropout_rng(gpu_of(be)), on);
 }
+// a batch the GPU refuses (a token outside the vocab) is reported here and gives a NaN loss, which
+// the loop treats as --nan-policy says
 static float gpu_be_forward(Backend *be, const int *inputs, const int *targets, const uint8_t *mask) {
-    return gpu_forward(gpu_of(be), inputs, targets, mask, NULL);
+    float loss;
+    if (gpu_forward(gpu_of(be), inputs, targets, mask, &loss, NULL) == 0) return loss;
+    fprintf(stderr, "error: GPU forward: %s\n", gpu_error(gpu_of(be)));
+    return NAN;
 }
 static float gpu_be_forward_backward(Backend *be, const int *inputs, const int *targets, const uint8_t *mask, float scale) {
-    return gpu_forward_backward(gpu_of(be), inputs, targets, mask, scale, NULL);
+    float loss;
+    if (gpu_forward_backward(gpu_of(be), inputs, targets, mask, scale, &loss, NULL) == 0) return loss;
+    fprintf(stderr, "error: GPU forward: %s\n", gpu_error(gpu_of(be)));
+    return NAN;
 }
 static void gpu_be_get_logits(Backend *be, float *out) { gpu_get_logits(gpu_of(be), 0, ((GPUBackend *)be)->T, out); }
 static void gpu_be_begin_step(Backend *be, int timed) { gpu_zero_grad(gpu_of(be)); }
@@ -160,24 +171,31 @@ static int run_training_gpu(TrainConfig *cfg, int bf16, int argc, char **argv, T
 }
 
 // ----------------------------------------------------------------------------
-// entry points
+// entry points (train_gpt2.cu's main)
 
-// The GPU trainers' main (train_gpt2.cu calls it). --precision is ours; the rest is train_gpt2.c's.
-int gpu_trainer_main(int argc, char **argv) {
-    int bf16 = 1;
-    if (argc == 1) {
-        gpu_print_usage(argv[0]);
-        printf("\n(the embedded no-flags demo is the CPU trainers': ./train_lori)\n");
-        return 0;
-    }
+struct HostRun {
+    TrainConfig cfg;
+    int bf16;
+};
+
+// llmc/train.h's run_training_on with this file's backend: what the embedded default runs
+static int run_training_gpu_bf16(TrainConfig *cfg, int argc, char **argv, TrainResult *res) {
+    return run_training_gpu(cfg, 1, argc, argv, res);
+}
+int host_run_default_gpu(const char *prog) { return run_default(prog, run_training_gpu_bf16); }
+
+// --precision is ours; the rest is llmc/options.h's
+HostRun *host_parse_args(int argc, char **argv, int *rc) {
+    HostRun *run = xcalloc(1, sizeof(HostRun), "options");
     char **args = xcalloc((size_t)argc + 1, sizeof(char *), "argv");
-    int n = 0;
+    int n = 0, r = 0;
+    run->bf16 = 1;
     args[n++] = argv[0];
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && r == 0; i++) {
         const char *a = argv[i], *val = NULL;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { gpu_print_usage(argv[0]); free(args); return 0; }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { gpu_print_usage(argv[0]); r = 1; break; }
         if (strcmp(a, "--precision") == 0) {
-            if (i + 1 >= argc) { fprintf(stderr, "error: flag '--precision' needs a value\n"); free(args); return 1; }
+            if (i + 1 >= argc) { fprintf(stderr, "error: flag '--precision' needs a value\n"); r = -1; break; }
             val = argv[++i];
         } else if (strncmp(a, "--precision=", 12) == 0) {
             val = a + 12;
@@ -185,18 +203,24 @@ int gpu_trainer_main(int argc, char **argv) {
             args[n++] = argv[i];
             continue;
         }
-        if (strcmp(val, "bf16") == 0) bf16 = 1;
-        else if (strcmp(val, "fp32") == 0) bf16 = 0;
-        else { fprintf(stderr, "error: --precision must be bf16 or fp32, got '%s'\n", val); free(args); return 1; }
+        if (strcmp(val, "bf16") == 0) run->bf16 = 1;
+        else if (strcmp(val, "fp32") == 0) run->bf16 = 0;
+        else { fprintf(stderr, "error: --precision must be bf16 or fp32, got '%s'\n", val); r = -1; }
     }
-    TrainConfig cfg;
-    config_defaults(&cfg);
-    int rc = parse_args(&cfg, n, args);
-    if (rc == 0 && validate_args(&cfg) != 0) rc = -1;
+    if (r == 0) {
+        config_defaults(&run->cfg);
+        r = parse_args(&run->cfg, n, args);
+        if (r == 0 && validate_args(&run->cfg) != 0) r = -1;
+    }
     free(args);
-    if (rc != 0) return rc < 0 ? 1 : 0;
-    return run_training_gpu(&cfg, bf16, argc, argv, NULL);
+    if (r == 0) return run;
+    *rc = r < 0 ? 1 : 0;
+    free(run);
+    return NULL;
 }
+
+int host_train_gpu(HostRun *run, int argc, char **argv) { return run_training_gpu(&run->cfg, run->bf16, argc, argv, NULL); }
+void host_run_free(HostRun *run) { free(run); }
 
 // ----------------------------------------------------------------------------
 // for test_gpt2.cu (cuda/host_api.h)
@@ -211,10 +235,7 @@ int hostapi_cpu_main(int argc, char **argv) {
     return run_training(&cfg, argc, argv, NULL);
 }
 
-int hostapi_gpu_main(int argc, char **argv) {
-    g_stop_requested = 0;
-    return gpu_trainer_main(argc, argv);
-}
+void hostapi_reset_stop(void) { g_stop_requested = 0; }
 
 int hostapi_load_checkpoint(const char *path, int cfg6[6], float **params, size_t *n) {
     GPT2 m;
@@ -253,7 +274,7 @@ void *hostapi_adapter_new(int kind, int rank, float alpha, int L, int C, uint64_
     if (adapter_create(ad, &ac, L, C, err, sizeof(err)) != 0) die("%s", err);
     ad->drop_rng = seed ^ 0xD50Bull;
     ad->training = 1;
-    d->kind = kind; d->rank = rank; d->scale = ad->scale; d->dropout = dropout; d->trains_A = adapter_trains_A(ad);
+    d->base_absorbs = variant_of((AdapterKind)kind)->unloads; d->rank = rank; d->scale = ad->scale; d->dropout = dropout; d->trains_A = adapter_trains_A(ad);
     d->nslots = ad->nslots; d->slot_layer = ad->slot_layer; d->slot_target = ad->slot_target; d->slot_in = ad->slot_in;
     d->slot_out = ad->slot_out; d->a_off = ad->a_off; d->b_off = ad->b_off; d->nA = ad->nA; d->nB = ad->nB;
     d->params = ad->params;

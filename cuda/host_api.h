@@ -1,7 +1,9 @@
 /*
-cuda/host_api.h — what cuda/host.c offers the GPU trainer's tests (test_gpt2.cu), in plain C types:
-the CPU and GPU trainers' mains (to run both on the same flags in one process), the checkpoint
-and adapter-file readers, and a host adapter for the in-process checks of LoRI-S and PLoRA.
+cuda/host_api.h — what cuda/host.c offers, in plain C types: to train_gpt2.cu's main, the command
+line and the training loop (train_gpt2.c's, with the GPU model as its Backend) and the embedded
+default; to the GPU trainer's tests (test_gpt2.cu), the CPU trainer's main (to run both on the same
+flags in one process), the checkpoint and adapter-file readers, and a host adapter for the
+in-process checks of LoRI-S and PLoRA.
 */
 #ifndef CUDA_HOST_API_H
 #define CUDA_HOST_API_H
@@ -12,9 +14,17 @@ and adapter-file readers, and a host adapter for the in-process checks of LoRI-S
 extern "C" {
 #endif
 
-int gpu_trainer_main(int argc, char **argv);          // the GPU trainer (train_gpt2.cu's main)
-int hostapi_gpu_main(int argc, char **argv);          // the same, callable more than once
+// train_gpt2.cu's main
+typedef struct HostRun HostRun;                       // a parsed command line (TrainConfig, precision)
+int host_run_default_gpu(const char *prog);           // no flags: train_gpt2.c's embedded default, on the GPU
+// train_gpt2.c's option table plus --precision bf16|fp32; NULL with *rc the exit code (0 after --help)
+HostRun *host_parse_args(int argc, char **argv, int *rc);
+int host_train_gpu(HostRun *run, int argc, char **argv); // train_gpt2.c's run_training_on, GPU backend
+void host_run_free(HostRun *run);
+
+// for the tests
 int hostapi_cpu_main(int argc, char **argv);          // train_gpt2.c's trainer, in this process
+void hostapi_reset_stop(void);                        // before another run in the same process
 
 // an llm.c checkpoint: cfg6 = maxT, V, Vp, L, NH, C; *params malloc'ed (caller frees)
 int hostapi_load_checkpoint(const char *path, int cfg6[6], float **params, size_t *n);
@@ -29,7 +39,7 @@ typedef struct {
 int hostapi_adapter_read(const char *path, HostAdapterInfo *out);
 
 typedef struct {   // GPUAdapterDesc plus the host values
-    int kind, rank;
+    int base_absorbs, rank;
     float scale, dropout;
     int trains_A, nslots;
     const int *slot_layer, *slot_target, *slot_in, *slot_out;

@@ -56,7 +56,8 @@ template <typename T> void encoder_backward(float *dwte, float *dwpe, const T *d
 // a, b, res_out, out are (N,C); weight, bias are (C,). In bf16 the statistics are taken over the
 // stored (rounded) residual, the tensor the backward will see.
 // The layernorm kernels keep a row's 16-byte chunks in registers, CH per lane (a compile-time count):
-// LAUNCH(CH) with the smallest compiled CH >= ch.
+// LAUNCH(CH) with the smallest compiled CH >= ch (up to 16: C <= ln_max_channels<T>()).
+template <typename T> constexpr int ln_max_channels() { return 16 * 32 * Vec<T>::n; }
 #define LN_CHUNKS_DISPATCH(ch, LAUNCH, name, C)                                                        \
     do {                                                                                               \
         int ch_ = (ch);                                                                                \
@@ -67,7 +68,7 @@ template <typename T> void encoder_backward(float *dwte, float *dwpe, const T *d
         else if (ch_ <= 6) LAUNCH(6);                                                                  \
         else if (ch_ <= 8) LAUNCH(8);                                                                  \
         else if (ch_ <= 16) LAUNCH(16);                                                                \
-        else { fprintf(stderr, "error: %s: C = %d is too wide\n", name, (int)(C)); exit(1); }           \
+        else fprintf(stderr, "error: internal: %s: C = %d is too wide\n", name, (int)(C)); /* gpu_create refuses it */ \
     } while (0)
 
 // One warp per row; lane l holds the 16-byte chunks l, l+32, ... of the row (CH of them) in registers:
@@ -484,8 +485,7 @@ __global__ void __launch_bounds__(512) crossentropy_bf16_kernel(bf16 *logits, fl
 
 template <typename T>
 void crossentropy(T *logits, float *losses, const int *targets, const float *weights, int N, int V, int Vp, cudaStream_t st) {
-    static const bool slow = getenv("GPU_SLOW_CE") != nullptr; // A/B switch: the generic kernel for bf16 too
-    if (std::is_same<T, bf16>::value && Vp % 8 == 0 && !slow)
+    if (std::is_same<T, bf16>::value && Vp % 8 == 0)
         crossentropy_bf16_kernel<<<N, 512, 0, st>>>((bf16 *)logits, losses, targets, weights, V, Vp);
     else
         crossentropy_kernel<<<N, 512, 0, st>>>(logits, losses, targets, weights, V, Vp);

@@ -137,7 +137,10 @@ typedef struct {
 
 #define RUN_FAIL(r, ...) do { snprintf((r)->err, sizeof((r)->err), __VA_ARGS__); return -1; } while (0)
 
-static volatile sig_atomic_t g_stop_requested = 0;
+// Set by SIGINT/SIGTERM (and --stop-at): the run stops after the current step with a checkpoint.
+// One flag per program, also when the loop and its caller are separate objects (./compare, the GPU
+// trainers): a weak definition, merged by the linker.
+volatile sig_atomic_t g_stop_requested __attribute__((weak)) = 0;
 static void on_signal(int sig) { (void)sig; g_stop_requested = 1; }
 
 static void format_eta(double s, char *buf, size_t n) {

@@ -210,7 +210,8 @@ static void bench_gelu_epilogue(std::mt19937 &rng) {
     CUDA_CHECK(cudaMalloc(&pre, (size_t)N * O * 2)); CUDA_CHECK(cudaMalloc(&g1, (size_t)N * O * 2));
     CUDA_CHECK(cudaMalloc(&pre2, (size_t)N * O * 2)); CUDA_CHECK(cudaMalloc(&g2, (size_t)N * O * 2));
     GemmContext gc;
-    gemm_context_init(&gc, 0, 32u << 20);
+    DeviceMemory dm;
+    gemm_context_init(&gc, 0, 32u << 20, &dm);
     auto sep = [&] { gemm<bf16, bf16>(&gc, 'N', 'T', N, O, C, 1.0f, x, C, W, C, 0.0f, pre, O, b);
                      gelu_forward(g1, pre, (long)N, O, O, 0); };
     auto epi = [&] { gemm<bf16, bf16>(&gc, 'N', 'T', N, O, C, 1.0f, x, C, W, C, 0.0f, g2, O, b, pre2, O); };
@@ -251,7 +252,8 @@ static void bench_gelu_epilogue(std::mt19937 &rng) {
 static void bench_wide_dinp(std::mt19937 &rng) {
     int N = 16384, r = 16;
     GemmContext gc;
-    gemm_context_init(&gc, 0, 32u << 20);
+    DeviceMemory dm;
+    gemm_context_init(&gc, 0, 32u << 20, &dm);
     printf("\n-- input-gradient products dinp = dout W (N=%d), autotuned: width in vs in + %d, and du = dout B alone\n", N, r);
     int shapes[3][2] = {{2304, 768}, {3072, 768}, {768, 3072}}; // (out, in): qkv, fc, fc_proj
     for (auto &sh : shapes) {
