@@ -25,10 +25,11 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 TRAINERS := train_gpt2 train_lora train_lori train_plora
-TESTS    := test_gpt2 test_train test_readers test_kernels test_tasks test_adapter_io test_merge test_compare
-TOOLS    := make_tasks merge_adapters compare
+TESTS    := test_gpt2 test_train test_readers test_kernels test_tasks test_adapter_io test_merge test_compare \
+            test_bpe
+TOOLS    := make_tasks merge_adapters compare prepare_data
 
-.PHONY: all test deps clean
+.PHONY: all test deps clean npm-ref
 all: $(TRAINERS) $(TOOLS)
 
 train_gpt2: train_gpt2.c $(HEADERS)
@@ -50,6 +51,10 @@ compare: compare.c train_gpt2.c report.h $(HEADERS)
 make_tasks: data/make_tasks.c $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
+# text, TinyShakespeare or prompt/answer JSONL -> llm.c shards, with GPT-2's BPE (data/bpe.h) or bytes
+prepare_data: data/prepare_data.c $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
 # ---- tests ----
 deps:
 	@sh dev/install_deps.sh
@@ -57,11 +62,19 @@ deps:
 test_%: test_%.c train_gpt2.c report.h $(HEADERS) | deps
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
 
+# the tests in tests/: standalone, each includes only the headers it tests
+test_%: tests/test_%.c $(HEADERS) | deps
+	$(CC) $(CFLAGS) -I. $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
+
 test_merge: merge_adapters
 test_compare: compare.c
 
+# the reference GPT-2 encoder of test_bpe (npm's gpt-3-encoder) in build/npm; never fails
+npm-ref:
+	@sh dev/install_npm_ref.sh
+
 test: deps
-	@$(MAKE) --no-print-directory $(TESTS) $(TOOLS)
+	@$(MAKE) --no-print-directory $(TESTS) $(TOOLS) npm-ref
 	@sh dev/run_tests.sh $(TESTS)
 	@echo "== sanitizers: test_gpt2, test_train, test_readers with ASan + UBSan (build/asan/)"
 	@$(MAKE) --no-print-directory test-sanitize
