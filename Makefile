@@ -28,6 +28,8 @@ TRAINERS := train_gpt2 train_lora train_lori train_plora
 TESTS    := test_gpt2 test_train test_readers test_kernels test_tasks test_adapter_io test_merge test_compare \
             test_bpe
 TOOLS    := make_tasks merge_adapters compare prepare_data
+# shell tests (tests/*.sh), run after the binaries by dev/run_tests.sh
+SCRIPT_TESTS := tests/test_prepare_data.sh
 
 .PHONY: all test deps clean npm-ref
 all: $(TRAINERS) $(TOOLS)
@@ -75,7 +77,7 @@ npm-ref:
 
 test: deps
 	@$(MAKE) --no-print-directory $(TESTS) $(TOOLS) npm-ref
-	@sh dev/run_tests.sh $(TESTS)
+	@sh dev/run_tests.sh $(TESTS) $(SCRIPT_TESTS)
 	@echo "== sanitizers: test_gpt2, test_train, test_readers with ASan + UBSan (build/asan/)"
 	@$(MAKE) --no-print-directory test-sanitize
 	@echo "== fuzzing: every file reader, $(TEST_FUZZ_SECONDS) s each (make fuzz for longer)"
