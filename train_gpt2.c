@@ -46,6 +46,7 @@ state, and the backward pass stops below the lowest adapted layer.
 #include "lora/adapter.h"
 #include "lora/adapter_file.h"
 #include "lora/peft.h"
+#include "data/hf_gpt2.h"
 #include "report.h"
 
 #ifndef DEFAULT_ADAPTER
@@ -389,6 +390,31 @@ static int gpt2_load_checkpoint(GPT2 *m, const char *path, char *err, size_t err
             free(m->params_memory); memset(m, 0, sizeof(*m)); return -1;
         }
     }
+    return 0;
+}
+
+// Loads a Hugging Face GPT-2 folder (config.json + model.safetensors, data/hf_gpt2.h). 0 or -1 + err.
+static int gpt2_load_hf(GPT2 *m, const char *dir, char *err, size_t errlen) {
+    memset(m, 0, sizeof(*m));
+    HFConfig hc;
+    float *p;
+    if (hf_read_gpt2(dir, &hc, &p, err, errlen)) return -1;
+    m->config = (GPT2Config){hc.max_seq_len, hc.vocab_size, hc.padded_vocab_size, hc.num_layers, hc.num_heads, hc.channels};
+    const char *bad = validate_config(&m->config);
+    if (bad) { snprintf(err, errlen, "%s: %s", dir, bad); free(p); return -1; }
+    gpt2_alloc_params(m);
+    memcpy(m->params_memory, p, m->num_parameters * sizeof(float));
+    free(p);
+    return 0;
+}
+
+// Writes the model as a Hugging Face GPT-2 folder; the tokenizer's vocab.json + merges.txt copied
+// from tokenizer_dir when it has them.
+static int gpt2_write_hf(const GPT2Config *c, const float *params, const char *dir, const char *tokenizer_dir, char *err, size_t errlen) {
+    HFConfig hc = {c->max_seq_len, c->vocab_size, c->padded_vocab_size, c->num_layers, c->num_heads, c->channels};
+    int copied;
+    if (hf_write_gpt2(dir, &hc, params, tokenizer_dir, &copied, err, errlen)) return -1;
+    printf("wrote %s/ (Hugging Face GPT-2: config.json, model.safetensors%s)\n", dir, copied ? ", vocab.json, merges.txt" : "");
     return 0;
 }
 
@@ -890,7 +916,7 @@ static const float *gpt2_effective_params(GPT2 *m, float **scratch) {
 // training configuration and the command line
 
 typedef struct {
-    char model[1024];        // -e: llm.c checkpoint file, or a descriptor (d12, L=4,C=128,...)
+    char model[1024];        // -e: llm.c checkpoint file, Hugging Face GPT-2 folder, or a descriptor (d12, L=4,C=128,...)
     char train_pattern[1024];// -i
     char val_pattern[1024];  // -j
     char output_dir[1024];   // -o
@@ -934,6 +960,7 @@ typedef struct {
     int eval_examples;       // examples per exact-match shard (0: all)
     int eval_show;           // examples printed per exact-match shard
     int stop_at;             // stop after this global step as if interrupted (saves a resumable state)
+    char export_hf[1024];    // write the model, adapter folded in, as a Hugging Face GPT-2 folder
     char export_peft[1024];  // write the adapter as a Hugging Face PEFT LoRA folder
     char import_peft[1024];  // start from a PEFT LoRA folder (GPT-2 keys)
 } TrainConfig;
@@ -978,7 +1005,7 @@ typedef struct {
 
 #define OPT(s, n, t, f, h) {s, n, t, offsetof(TrainConfig, f), sizeof(((TrainConfig *)0)->f), h}
 static const OptSpec options[] = {
-    OPT('e', "model", OPT_STR, model, "llm.c checkpoint (v3 fp32 or v5 bf16), or a descriptor: d12|d24|d36|d48 or L=4,C=128,H=4,V=257,T=128[,P=..]"),
+    OPT('e', "model", OPT_STR, model, "llm.c checkpoint (v3 fp32 or v5 bf16), a Hugging Face GPT-2 folder (config.json + model.safetensors), or a descriptor: d12|d24|d36|d48 or L=4,C=128,H=4,V=257,T=128[,P=..]"),
     OPT('i', "train", OPT_STR, train_pattern, "training shards: file or glob pattern (llm.c .bin; X.lossmask beside X.bin masks the loss)"),
     OPT('j', "val", OPT_STR, val_pattern, "validation shards: file or glob pattern"),
     OPT('o', "output", OPT_STR, output_dir, "output directory: train.csv, checkpoints, adapter.bin (empty: none)"),
@@ -1023,6 +1050,7 @@ static const OptSpec options[] = {
     OPT(0, "plora-momentum", OPT_FLOAT, plora_momentum, "PLoRA: keep m of s*B*A in the adapter at an unload (0: plain unload + re-init)"),
     OPT(0, "plora-schedule", OPT_STR, plora_schedule, "PLoRA learning-rate schedule: global (over all steps) | stage (restarts each stage)"),
     OPT(0, "merge-out", OPT_STR, merge_out, "write the base with the adapter folded in as an llm.c checkpoint"),
+    OPT(0, "export-hf", OPT_STR, export_hf, "write the model (the adapter folded in, as --merge-out) as a Hugging Face GPT-2 folder (config.json, model.safetensors; vocab.json + merges.txt from -e DIR or the -i shards' folder when there)"),
     OPT(0, "adapter-in", OPT_STR, adapter_in, "load an adapter (our format) to evaluate, sample, merge or continue training"),
     OPT(0, "export-peft", OPT_STR, export_peft, "write the final adapter as a Hugging Face PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)"),
     OPT(0, "import-peft", OPT_STR, import_peft, "start from a PEFT LoRA adapter folder for GPT-2 (to evaluate, merge or continue training as LoRA/PLoRA)"),
@@ -1493,7 +1521,9 @@ static int run_training_on(Backend *be, TrainConfig *cfg, int argc, char **argv,
     if (!cfg->model[0]) die("-e: give a model: an llm.c checkpoint file or a descriptor such as d12 or L=4,C=128,H=4,V=257,T=128");
     GPT2Config desc;
     struct stat stt;
-    if (stat(cfg->model, &stt) == 0) {
+    if (stat(cfg->model, &stt) == 0 && S_ISDIR(stt.st_mode)) {
+        if (gpt2_load_hf(&model, cfg->model, err, sizeof(err)) != 0) die("-e: %s", err);
+    } else if (stat(cfg->model, &stt) == 0) {
         if (gpt2_load_checkpoint(&model, cfg->model, err, sizeof(err)) != 0) die("-e: %s", err);
     } else if (parse_descriptor(cfg->model, &desc) == 0) {
         gpt2_init_random(&model, desc, (uint64_t)cfg->seed);
@@ -1850,6 +1880,14 @@ static int run_training_on(Backend *be, TrainConfig *cfg, int argc, char **argv,
         const float *p = gpt2_effective_params(&model, &merged_scratch);
         if (gpt2_write_checkpoint(&c, p, model.num_parameters, cfg->merge_out, err, sizeof(err)) != 0) die("--merge-out: %s", err);
         printf("wrote %s (merged llm.c checkpoint)\n", cfg->merge_out);
+    }
+    if (cfg->export_hf[0]) {
+        char tokdir[1100];  // the tokenizer: -e's folder, else the training shards' folder
+        if (stat(cfg->model, &stt) == 0 && S_ISDIR(stt.st_mode)) snprintf(tokdir, sizeof(tokdir), "%s", cfg->model);
+        else if (have_train) { snprintf(tokdir, sizeof(tokdir), "%s", train.files[0]); char *sl = strrchr(tokdir, '/'); if (sl) *sl = 0; else strcpy(tokdir, "."); }
+        else tokdir[0] = 0;
+        const float *p = gpt2_effective_params(&model, &merged_scratch);
+        if (gpt2_write_hf(&c, p, cfg->export_hf, tokdir[0] ? tokdir : NULL, err, sizeof(err)) != 0) die("--export-hf: %s", err);
     }
     if (cfg->dump_logits[0]) {
         if (!have_val) die("--dump-logits needs -j validation data");
