@@ -26,7 +26,7 @@ CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 TRAINERS := train_gpt2 train_lora train_lori train_plora
 TESTS    := test_gpt2 test_train test_readers test_kernels test_tasks test_adapter_io test_merge test_compare \
-            test_bpe
+            test_bpe test_hf
 TOOLS    := make_tasks merge_adapters compare prepare_data
 # shell tests (tests/*.sh), run after the binaries by dev/run_tests.sh
 SCRIPT_TESTS := tests/test_prepare_data.sh
@@ -69,6 +69,7 @@ test_%: tests/test_%.c $(HEADERS) | deps
 	$(CC) $(CFLAGS) -I. $(CHECK_CFLAGS) -o $@ $< $(CHECK_LIBS) $(LDLIBS)
 
 test_merge: merge_adapters
+test_hf: train_gpt2 train_lora merge_adapters prepare_data
 test_compare: compare.c
 
 # the reference GPT-2 encoder of test_bpe (npm's gpt-3-encoder) in build/npm; never fails

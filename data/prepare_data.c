@@ -8,7 +8,9 @@ prepare_data — text into llm.c's data shards without Python: what the scripts 
 
 GPT2_DIR holds GPT-2's BPE files: vocab.json + merges.txt (any Hugging Face GPT-2 folder) or OpenAI's
 encoder.json + vocab.bpe (data/bpe.h). Every mode also writes tokenizer.bin (llm.c's, for decoding
-samples) beside its shards, and refuses to replace a different one there.
+samples) beside its shards and, with --gpt2, GPT2_DIR's files as vocab.json + merges.txt (the
+trainer's --export-hf copies them into its Hugging Face folder); it refuses to replace different
+ones there.
 
 tinyshakespeare  llm.c's dev/data/tinyshakespeare.py exactly: the text read as Python's text mode
                  does (universal newlines: "\r\n" and "\r" become "\n"), cut at every "\n\n"; each
@@ -74,6 +76,7 @@ static void die(const char *fmt, ...) {
 
 typedef struct {
     int bytes;       // 1: byte-level
+    const char *dir; // --gpt2's folder
     Bpe bpe;
     int vocab, eot;
     const char *name;
@@ -85,6 +88,7 @@ static void tok_init(Tok *t, const char *gpt2_dir, int bytes) {
     if (!!gpt2_dir == !!bytes) die("give one tokenizer: --gpt2 GPT2_DIR or --bytes");
     if (bytes) { t->bytes = 1; t->vocab = 257; t->eot = 256; t->name = "bytes"; return; }
     if (bpe_load_dir(&t->bpe, gpt2_dir, err, sizeof(err))) die("--gpt2: %s", err);
+    t->dir = gpt2_dir;
     if (t->bpe.vocab_size > 65536) die("--gpt2: %s: %d tokens do not fit llm.c's uint16 shards", gpt2_dir, t->bpe.vocab_size);
     t->vocab = t->bpe.vocab_size; t->eot = t->bpe.eot; t->name = "gpt2";
 }
@@ -127,6 +131,59 @@ static int tok_check_existing(const Tok *t, const char *path) {
     free(x); free(y);
     if (!same) die("%s exists and holds a different tokenizer: shards of two tokenizers would share a directory; "
                    "use another output directory or remove it", path);
+    return 0;
+}
+
+// With --gpt2, the BPE files go beside the shards too, as vocab.json and merges.txt: a trainer run
+// on them then knows its tokenizer (--export-hf copies them into the Hugging Face folder). Like
+// tokenizer.bin: refused if different ones are there (checked before anything is written).
+static void bpe_files(const char *gpt2_dir, const char *dir, char src[2][4200], char dst[2][4200]) {
+    if (bpe_find_files(gpt2_dir, src[0], src[1], 4200)) die("--gpt2: %s: no GPT-2 BPE files", gpt2_dir);
+    snprintf(dst[0], 4200, "%s/vocab.json", dir);
+    snprintf(dst[1], 4200, "%s/merges.txt", dir);
+}
+
+// 1: dst must be written; 0: it holds src's bytes already; exits if it holds other bytes.
+static int check_same_or_absent(const char *src, const char *dst) {
+    struct stat st;
+    if (stat(dst, &st) != 0) return 1;
+    char err[4096];
+    size_t a, b;
+    char *x = read_whole_file(src, &a, err, sizeof(err)), *y = read_whole_file(dst, &b, err, sizeof(err));
+    if (!x || !y) die("%s", err);
+    int same = a == b && memcmp(x, y, a) == 0;
+    free(x); free(y);
+    if (!same) die("%s exists and differs from %s: shards of two tokenizers would share a directory", dst, src);
+    return 0;
+}
+
+// Checks (before) or writes (after the shards) tokenizer.bin and, for GPT-2, vocab.json + merges.txt.
+static int tok_outputs(const Tok *t, const char *gpt2_dir, const char *dir, int write, int *plan) {
+    char kpath[4300], err[4096], src[2][4200], dst[2][4200];
+    tok_file(t, dir, kpath, sizeof(kpath));
+    if (!write) {
+        plan[0] = tok_check_existing(t, kpath);
+        plan[1] = plan[2] = 0;
+        if (!t->bytes) {
+            bpe_files(gpt2_dir, dir, src, dst);
+            for (int k = 0; k < 2; k++) plan[1 + k] = check_same_or_absent(src[k], dst[k]);
+        }
+        return 0;
+    }
+    if (plan[0] && tok_write(t, kpath, err, sizeof(err))) die("%s", err);
+    if (!t->bytes) {
+        bpe_files(gpt2_dir, dir, src, dst);
+        for (int k = 0; k < 2; k++) {
+            if (!plan[1 + k]) continue;
+            size_t n;
+            char *buf = read_whole_file(src[k], &n, err, sizeof(err));
+            if (!buf) die("%s", err);
+            const void *parts[1] = {buf};
+            size_t lens[1] = {n};
+            if (write_parts_atomic(dst[k], parts, lens, 1, err, sizeof(err))) die("%s", err);
+            free(buf);
+        }
+    }
     return 0;
 }
 
@@ -200,16 +257,18 @@ static void write_shard(const char *path, const BpeIds *ids, size_t from, size_t
 
 static void split_and_write(const Tok *tok, const BpeIds *ids, size_t nval, const char *dir, const char *name, const char *src) {
     if (ids->n <= nval) die("%s: only %zu tokens, not enough for a %zu-token validation split and a training split", src, ids->n, nval);
-    char vpath[4200], tpath[4200], kpath[4200], err[4096];
+    char vpath[4200], tpath[4200], kpath[4200];
+    int plan[3];
     mkdirs(dir);
     tok_file(tok, dir, kpath, sizeof(kpath));
-    int write_tok = tok_check_existing(tok, kpath);
+    tok_outputs(tok, tok->dir, dir, 0, plan);
     snprintf(vpath, sizeof(vpath), "%s/%s_val.bin", dir, name);
     snprintf(tpath, sizeof(tpath), "%s/%s_train.bin", dir, name);
     write_shard(vpath, ids, 0, nval, NULL);
     write_shard(tpath, ids, nval, ids->n, NULL);
-    if (write_tok && tok_write(tok, kpath, err, sizeof(err))) die("%s", err);
-    printf("%s tokens: %zu val -> %s, %zu train -> %s; tokenizer -> %s\n", tok->name, nval, vpath, ids->n - nval, tpath, kpath);
+    tok_outputs(tok, tok->dir, dir, 1, plan);
+    printf("%s tokens: %zu val -> %s, %zu train -> %s; tokenizer -> %s%s\n", tok->name, nval, vpath, ids->n - nval, tpath, kpath,
+           tok->bytes ? "" : " (+ vocab.json, merges.txt)");
 }
 
 static void mode_tinyshakespeare(const Tok *tok, const char *path, const char *dir, long val_tokens) {
@@ -340,9 +399,10 @@ static void mode_jsonl(const Tok *tok, const char *path, const char *out, int ke
     if (slash) *slash = 0; else snprintf(dir, sizeof(dir), ".");
     mkdirs(dir);
     tok_file(tok, dir, kpath, sizeof(kpath));
-    int write_tok = tok_check_existing(tok, kpath);
+    int plan[3];
+    tok_outputs(tok, tok->dir, dir, 0, plan);
     write_shard(out, &ids, 0, ids.n, mask);
-    if (write_tok && tok_write(tok, kpath, err, sizeof(err))) die("%s", err);
+    tok_outputs(tok, tok->dir, dir, 1, plan);
     printf("%zu examples, %zu %s tokens (%zu answer tokens counted, %.1f%%), longest document %zu tokens\n",
            nex, ids.n, tok->name, nanswer, 100.0 * (double)nanswer / (double)ids.n, longest);
     printf("wrote %s, %.*s.lossmask, %s\n", out, (int)(ol - 4), out, kpath);

@@ -523,6 +523,7 @@ int main(void) {
         tcase_add_test(tc, test_tokenizer_bin_gpt2);
     }
     suite_add_tcase(s, tc);
+    make_tmpdir();  // before the forks: every test's files in one folder, removed at the end
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int nf = srunner_ntests_failed(sr);
