@@ -26,10 +26,13 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 TRAINERS := train_gpt2 train_lora train_lori train_plora
-TESTS    := test_gpt2 test_train test_readers test_kernels test_tasks test_adapter_io test_merge test_compare
-TOOLS    := make_tasks merge_adapters compare
+TESTS    := test_gpt2 test_train test_readers test_kernels test_tasks test_adapter_io test_merge test_compare \
+            test_bpe test_hf
+TOOLS    := make_tasks merge_adapters compare prepare_data
+# shell tests (tests/*.sh), run after the binaries by dev/run_tests.sh
+SCRIPT_TESTS := tests/test_prepare_data.sh
 
-.PHONY: all test deps clean
+.PHONY: all test deps clean npm-ref
 all: $(TRAINERS) $(TOOLS)
 
 train_gpt2: train_gpt2.c $(HEADERS)
@@ -55,6 +58,10 @@ compare: lora/compare.c build/train_gpt2_lib.o $(HEADERS)
 make_tasks: data/make_tasks.c $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
+# text, TinyShakespeare or prompt/answer JSONL -> llm.c shards, with GPT-2's BPE (data/bpe.h) or bytes
+prepare_data: data/prepare_data.c $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
 # ---- tests ----
 deps:
 	@sh dev/install_deps.sh
@@ -66,11 +73,16 @@ test_%: tests/test_%.c train_gpt2.c $(HEADERS) | deps
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< $(CHECK_LIBS) $(LDLIBS)
 
 test_merge: merge_adapters
+test_hf: train_gpt2 train_lora merge_adapters prepare_data
 test_compare: lora/compare.c
 
+# the reference GPT-2 encoder of test_bpe (npm's gpt-3-encoder) in build/npm; never fails
+npm-ref:
+	@sh dev/install_npm_ref.sh
+
 test: deps
-	@$(MAKE) --no-print-directory $(TESTS) $(TOOLS)
-	@sh dev/run_tests.sh $(TESTS)
+	@$(MAKE) --no-print-directory $(TESTS) $(TOOLS) npm-ref
+	@sh dev/run_tests.sh $(TESTS) $(SCRIPT_TESTS)
 	@echo "== sanitizers: test_gpt2, test_train, test_readers with ASan + UBSan (build/asan/)"
 	@$(MAKE) --no-print-directory test-sanitize
 	@echo "== fuzzing: every file reader, $(TEST_FUZZ_SECONDS) s each (make fuzz for longer)"

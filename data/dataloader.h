@@ -25,12 +25,14 @@ reports failures with the file name; nothing here exits the process.
 #ifndef DATALOADER_H
 #define DATALOADER_H
 
+#include <errno.h>
 #include <glob.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "../llmc/utils.h"
 
 #define SHARD_MAGIC 20240520
@@ -350,6 +352,64 @@ static void tokenizer_print(const Tokenizer *t, int id, FILE *out) {
         if (!(c >= 32 || c == '\n' || c == '\t')) return;
     }
     fputs(s, out);
+}
+
+// ----------------------------------------------------------------------------
+// the writers of the three formats above (data/prepare_data.c; data/tasks.h writes its own)
+
+static void put_header(int32_t *h, int32_t magic, int32_t version) {
+    memset(h, 0, sizeof(int32_t) * HEADER_INTS);
+    h[0] = magic; h[1] = version;
+}
+
+// Writes tokens as an llm.c shard at path and, with a mask, X.lossmask beside it first (path must
+// then be X.bin). Atomic per file. 0, or -1 + err.
+static int shard_write(const char *path, const uint16_t *tokens, const uint8_t *mask, size_t ntok, char *err, size_t errlen) {
+    if (ntok > 0x7FFFFFFF) { snprintf(err, errlen, "%s: %zu tokens do not fit an llm.c header's int32 count", path, ntok); return -1; }
+    int32_t h[HEADER_INTS];
+    size_t pl = strlen(path);
+    if (mask) {
+        if (pl < 4 || strcmp(path + pl - 4, ".bin") != 0) { snprintf(err, errlen, "%s: a shard with a loss mask must be named X.bin", path); return -1; }
+        for (size_t i = 0; i < ntok; i++)
+            if (mask[i] > 1) { snprintf(err, errlen, "%s: loss mask value %d at %zu (0 or 1)", path, mask[i], i); return -1; }
+        char *mpath = malloc(pl + 6);
+        if (!mpath) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
+        memcpy(mpath, path, pl - 4); memcpy(mpath + pl - 4, ".lossmask", 10);
+        put_header(h, LOSSMASK_MAGIC, LOSSMASK_VERSION);
+        h[2] = (int32_t)ntok;
+        const void *parts[2] = {h, mask};
+        size_t lens[2] = {sizeof(h), ntok};
+        int rc = write_chunks_atomic(mpath, parts, lens, 2, err, errlen);
+        free(mpath);
+        if (rc) return -1;
+    }
+    put_header(h, SHARD_MAGIC, SHARD_VERSION);
+    h[2] = (int32_t)ntok;
+    const void *parts[2] = {h, tokens};
+    size_t lens[2] = {sizeof(h), ntok * 2};
+    return write_chunks_atomic(path, parts, lens, 2, err, errlen);
+}
+
+// Writes an llm.c tokenizer file (version 2): token i is bytes[i][0 .. len[i]), 1 <= len <= 255.
+static int tokenizer_write(const char *path, int vocab, int eot, const uint8_t *const *bytes, const int *len,
+                           char *err, size_t errlen) {
+    if (vocab <= 0 || eot < 0 || eot >= vocab) { snprintf(err, errlen, "%s: bad vocab %d / end-of-text %d", path, vocab, eot); return -1; }
+    size_t total = 0;
+    for (int i = 0; i < vocab; i++) {
+        if (len[i] < 1 || len[i] > 255) { snprintf(err, errlen, "%s: token %d is %d bytes long (llm.c's tokenizer file stores 1..255)", path, i, len[i]); return -1; }
+        total += 1 + (size_t)len[i];
+    }
+    uint8_t *body = malloc(total), *o = body;
+    if (!body) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
+    for (int i = 0; i < vocab; i++) { *o++ = (uint8_t)len[i]; memcpy(o, bytes[i], (size_t)len[i]); o += len[i]; }
+    int32_t h[HEADER_INTS];
+    put_header(h, TOKENIZER_MAGIC, 2);
+    h[2] = vocab; h[3] = eot;
+    const void *parts[2] = {h, body};
+    size_t lens[2] = {sizeof(h), total};
+    int rc = write_chunks_atomic(path, parts, lens, 2, err, errlen);
+    free(body);
+    return rc;
 }
 
 #endif // DATALOADER_H

@@ -1,9 +1,12 @@
 #!/bin/sh
-# Runs each test binary given as an argument; prints each one's Check summary and a total.
+# Runs each test given as an argument (a binary, or a tests/*.sh script); prints each one's summary.
 # Exits non-zero if any test fails.
 status=0
 for t in "$@"; do
   echo "== $t"
-  ./"$t" || status=1
+  case "$t" in
+    *.sh) bash "$t" || status=1 ;;
+    *) ./"$t" || status=1 ;;
+  esac
 done
 exit $status

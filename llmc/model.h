@@ -18,6 +18,7 @@ The computation (forward, backward) is the trainers': train_gpt2.c on the CPU, t
 #include <string.h>
 #include "utils.h"
 #include "../lora/adapter.h"
+#include "../data/hf_gpt2.h"
 
 // ----------------------------------------------------------------------------
 // GPT-2 model definition
@@ -214,6 +215,29 @@ static int gpt2_load_checkpoint(GPT2 *m, const char *path, char *err, size_t err
         }
     }
     return 0;
+}
+
+// Loads a Hugging Face GPT-2 folder (config.json + model.safetensors, data/hf_gpt2.h). 0 or -1 + err.
+static int gpt2_load_hf(GPT2 *m, const char *dir, char *err, size_t errlen) {
+    memset(m, 0, sizeof(*m));
+    HFConfig hc;
+    float *p;
+    if (hf_read_gpt2(dir, &hc, &p, err, errlen)) return -1;
+    m->config = (GPT2Config){hc.max_seq_len, hc.vocab_size, hc.padded_vocab_size, hc.num_layers, hc.num_heads, hc.channels};
+    const char *bad = validate_config(&m->config);
+    if (bad) { snprintf(err, errlen, "%s: %s", dir, bad); free(p); return -1; }
+    gpt2_alloc_params(m);
+    memcpy(m->params_memory, p, m->num_parameters * sizeof(float));
+    free(p);
+    return 0;
+}
+
+// Writes the model as a Hugging Face GPT-2 folder; the tokenizer's vocab.json + merges.txt copied
+// from tokenizer_dir when it has them (*copied says whether it did).
+static int gpt2_write_hf(const GPT2Config *c, const float *params, const char *dir, const char *tokenizer_dir, int *copied,
+                         char *err, size_t errlen) {
+    HFConfig hc = {c->max_seq_len, c->vocab_size, c->padded_vocab_size, c->num_layers, c->num_heads, c->channels};
+    return hf_write_gpt2(dir, &hc, params, tokenizer_dir, copied, err, errlen) ? -1 : 0;
 }
 
 // Writes the model as an llm.c version-3 (fp32) checkpoint, atomically.

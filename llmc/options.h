@@ -21,7 +21,7 @@ CPU and GPU, parses the same table.
 
 
 typedef struct {
-    char model[1024];        // -e: llm.c checkpoint file, or a descriptor (d12, L=4,C=128,...)
+    char model[1024];        // -e: llm.c checkpoint file, Hugging Face GPT-2 folder, or a descriptor (d12, L=4,C=128,...)
     char train_pattern[1024];// -i
     char val_pattern[1024];  // -j
     char output_dir[1024];   // -o
@@ -65,6 +65,7 @@ typedef struct {
     int eval_examples;       // examples per exact-match shard (0: all)
     int eval_show;           // examples printed per exact-match shard
     int stop_at;             // stop after this global step as if interrupted (saves a resumable state)
+    char export_hf[1024];    // write the model, adapter folded in, as a Hugging Face GPT-2 folder
     char export_peft[1024];  // write the adapter as a Hugging Face PEFT LoRA folder
     char import_peft[1024];  // start from a PEFT LoRA folder (GPT-2 keys)
 } TrainConfig;
@@ -98,7 +99,7 @@ typedef struct {
 
 #define OPT(s, n, t, f, h) {s, n, t, offsetof(TrainConfig, f), sizeof(((TrainConfig *)0)->f), h}
 static const OptSpec options[] = {
-    OPT('e', "model", OPT_STR, model, "llm.c checkpoint (v3 fp32 or v5 bf16), or a descriptor: d12|d24|d36|d48 or L=4,C=128,H=4,V=257,T=128[,P=..]"),
+    OPT('e', "model", OPT_STR, model, "llm.c checkpoint (v3 fp32 or v5 bf16), a Hugging Face GPT-2 folder (config.json + model.safetensors), or a descriptor: d12|d24|d36|d48 or L=4,C=128,H=4,V=257,T=128[,P=..]"),
     OPT('i', "train", OPT_STR, train_pattern, "training shards: file or glob pattern (llm.c .bin; X.lossmask beside X.bin masks the loss)"),
     OPT('j', "val", OPT_STR, val_pattern, "validation shards: file or glob pattern"),
     OPT('o', "output", OPT_STR, output_dir, "output directory: train.csv, checkpoints, adapter.bin (empty: none)"),
@@ -143,6 +144,7 @@ static const OptSpec options[] = {
     OPT(0, "plora-momentum", OPT_FLOAT, plora_momentum, "PLoRA: keep m of s*B*A in the adapter at an unload (0: plain unload + re-init)"),
     OPT(0, "plora-schedule", OPT_STR, plora_schedule, "PLoRA learning-rate schedule: global (over all steps) | stage (restarts each stage)"),
     OPT(0, "merge-out", OPT_STR, merge_out, "write the base with the adapter folded in as an llm.c checkpoint"),
+    OPT(0, "export-hf", OPT_STR, export_hf, "write the model (the adapter folded in, as --merge-out) as a Hugging Face GPT-2 folder (config.json, model.safetensors; vocab.json + merges.txt from -e DIR or the -i shards' folder when there)"),
     OPT(0, "adapter-in", OPT_STR, adapter_in, "load an adapter (our format) to evaluate, sample, merge or continue training"),
     OPT(0, "export-peft", OPT_STR, export_peft, "write the final adapter as a Hugging Face PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)"),
     OPT(0, "import-peft", OPT_STR, import_peft, "start from a PEFT LoRA adapter folder for GPT-2 (to evaluate, merge or continue training as LoRA/PLoRA)"),

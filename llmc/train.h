@@ -175,7 +175,10 @@ static int run_load_model(Run *r) {
     GPT2Config desc;
     struct stat st;
     if (!cfg->model[0]) RUN_FAIL(r, "-e: give a model: an llm.c checkpoint file or a descriptor such as d12 or L=4,C=128,H=4,V=257,T=128");
-    if (stat(cfg->model, &st) == 0) {
+    if (stat(cfg->model, &st) == 0 && S_ISDIR(st.st_mode)) {
+        char e[1024];
+        if (gpt2_load_hf(&r->model, cfg->model, e, sizeof(e)) != 0) RUN_FAIL(r, "-e: %s", e);
+    } else if (stat(cfg->model, &st) == 0) {
         if (gpt2_load_checkpoint(&r->model, cfg->model, r->err, sizeof(r->err)) != 0) {
             char e[1024];
             snprintf(e, sizeof(e), "%s", r->err);
@@ -588,6 +591,26 @@ static int run_write_run_files(Run *r) {
     return 0;
 }
 
+// --export-hf DIR: the model as --merge-out writes it, as a Hugging Face GPT-2 folder, with the
+// tokenizer files of -e's folder, else of the training shards' folder, when they are there.
+static int run_export_hf(Run *r) {
+    TrainConfig *cfg = r->cfg;
+    char tokdir[1100], e[1024];
+    struct stat st;
+    if (stat(cfg->model, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(tokdir, sizeof(tokdir), "%s", cfg->model);
+    else if (r->have_train) {
+        snprintf(tokdir, sizeof(tokdir), "%s", r->train.files[0]);
+        char *sl = strrchr(tokdir, '/');
+        if (sl) *sl = 0; else strcpy(tokdir, ".");
+    } else tokdir[0] = 0;
+    const float *p = gpt2_effective_params(&r->model, &r->merged_scratch);
+    int copied = 0;
+    if (gpt2_write_hf(&r->model.config, p, cfg->export_hf, tokdir[0] ? tokdir : NULL, &copied, e, sizeof(e)) != 0)
+        RUN_FAIL(r, "--export-hf: %s", e);
+    printf("wrote %s/ (Hugging Face GPT-2: config.json, model.safetensors%s)\n", cfg->export_hf, copied ? ", vocab.json, merges.txt" : "");
+    return 0;
+}
+
 // --dump-logits FILE: the first validation row's tokens (FILE.tokens, int32) and logits (T x V).
 static int run_dump_logits(Run *r) {
     TrainConfig *cfg = r->cfg;
@@ -650,6 +673,7 @@ static int run_write_outputs(Run *r) {
             RUN_FAIL(r, "--merge-out: %s", e);
         printf("wrote %s (merged llm.c checkpoint)\n", cfg->merge_out);
     }
+    if (cfg->export_hf[0] && run_export_hf(r) != 0) return -1;
     if (cfg->dump_logits[0] && run_dump_logits(r) != 0) return -1;
     if (cfg->eval_em[0] && run_exact_match(r) != 0) return -1;
     return 0;

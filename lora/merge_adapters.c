@@ -5,6 +5,7 @@ merge_adapters.c — merges several adapters into one (lora/merge.h), and conver
     ./merge_adapters -m ties -w 1,1,1 --density 0.2 -o merged.bin a.bin b.bin c.bin
     ./merge_adapters -m linear -w 0.4,0.3,0.3 --merge-base gpt2_124M.bin --merge-out merged_model.bin a.bin b.bin c.bin
     ./merge_adapters --export-peft peft_dir lori_s.bin          one input, no -m: convert (no merge)
+    ./merge_adapters --merge-base gpt2_hf_dir --export-hf merged_hf_dir lora.bin    a Hugging Face folder in and out
 
 Inputs and -o are adapter files in the project's format (lora/adapter_file.h); --merge-out is an
 llm.c version-3 checkpoint (the base with the merged adapter folded in, W += s B A), read and written
@@ -28,15 +29,16 @@ static void error_usage(void) {
         "  -o OUT.bin           write the result as an adapter file\n"
         "  --export-peft DIR    write the result as a Hugging Face PEFT LoRA adapter\n"
         "  --base-name NAME     base_model_name_or_path in the PEFT config (default gpt2)\n"
-        "  --merge-base B.bin   an llm.c checkpoint (v3 fp32 or v5 bf16) to fold the result into\n"
+        "  --merge-base B.bin   an llm.c checkpoint (v3 fp32 or v5 bf16) or a Hugging Face GPT-2 folder to fold the result into\n"
         "  --merge-out M.bin    where to write that merged llm.c checkpoint (v3 fp32)\n"
-        "At least one of -o, --export-peft, --merge-out.\n");
+        "  --export-hf DIR      write it as a Hugging Face GPT-2 folder (vocab.json + merges.txt copied from a folder --merge-base)\n"
+        "At least one of -o, --export-peft, --merge-out, --export-hf.\n");
     exit(EXIT_FAILURE);
 }
 
 int main(int argc, char **argv) {
     const char *method = NULL, *weights = NULL, *out = NULL, *peft_dir = NULL, *base_name = "gpt2";
-    const char *merge_base = NULL, *merge_out = NULL;
+    const char *merge_base = NULL, *merge_out = NULL, *export_hf = NULL;
     MergeConfig mc = {MERGE_CAT, 1.0f, 0, 0};
     const char *inputs[256];
     int n = 0;
@@ -54,14 +56,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--base-name")) base_name = v;
         else if (!strcmp(a, "--merge-base")) merge_base = v;
         else if (!strcmp(a, "--merge-out")) merge_out = v;
+        else if (!strcmp(a, "--export-hf")) export_hf = v;
         else if (!strcmp(a, "--density")) { mc.density = strtof(v, &end); if (*end || !(mc.density > 0 && mc.density <= 1)) { fprintf(stderr, "error: --density must be in (0, 1]\n"); return 1; } }
         else if (!strcmp(a, "--seed")) { mc.seed = strtoull(v, &end, 10); if (*end) { fprintf(stderr, "error: bad --seed\n"); return 1; } }
         else if (!strcmp(a, "--svd-rank")) { mc.svd_rank = (int)strtol(v, &end, 10); if (*end || mc.svd_rank < 1) { fprintf(stderr, "error: --svd-rank must be >= 1\n"); return 1; } }
         else { fprintf(stderr, "error: unknown option %s\n", a); error_usage(); }
     }
     if (n == 0) { fprintf(stderr, "error: no input adapters\n"); error_usage(); }
-    if (!out && !peft_dir && !merge_out) { fprintf(stderr, "error: nothing to write (-o, --export-peft or --merge-out)\n"); error_usage(); }
-    if (!!merge_base != !!merge_out) { fprintf(stderr, "error: --merge-base and --merge-out go together\n"); return 1; }
+    if (!out && !peft_dir && !merge_out && !export_hf) { fprintf(stderr, "error: nothing to write (-o, --export-peft, --merge-out or --export-hf)\n"); error_usage(); }
+    if (!!merge_base != (merge_out || export_hf)) { fprintf(stderr, "error: --merge-base goes with --merge-out or --export-hf\n"); return 1; }
     if (!method && n > 1) { fprintf(stderr, "error: -m is needed to merge %d adapters\n", n); return 1; }
     if (method && (int)(mc.method = (MergeMethod)merge_method_from_name(method)) < 0) { fprintf(stderr, "error: unknown -m %s\n", method); error_usage(); }
     float w[256];
@@ -83,7 +86,9 @@ int main(int argc, char **argv) {
     GPT2 base;
     int L = 0, C = 0;
     if (merge_base) {
-        if (gpt2_load_checkpoint(&base, merge_base, err, sizeof(err))) { fprintf(stderr, "error: %s\n", err); return 1; }
+        struct stat sb;
+        int is_dir = stat(merge_base, &sb) == 0 && S_ISDIR(sb.st_mode);
+        if ((is_dir ? gpt2_load_hf : gpt2_load_checkpoint)(&base, merge_base, err, sizeof(err))) { fprintf(stderr, "error: %s\n", err); return 1; }
         L = base.config.num_layers; C = base.config.channels;
     }
     Adapter *ads = calloc((size_t)n, sizeof(Adapter));
@@ -115,11 +120,20 @@ int main(int argc, char **argv) {
         if (peft_export(res, peft_dir, base_name, err, sizeof(err))) { fprintf(stderr, "error: %s\n", err); return 1; }
         printf("wrote %s/adapter_config.json and %s/adapter_model.safetensors\n", peft_dir, peft_dir);
     }
-    if (merge_out) {
+    if (merge_base) {
         for (int s = 0; s < res->nslots; s++)
             adapter_fold(res, s, gpt2_slot_weight(&base, res->slot_layer[s], res->slot_target[s]), 1.0f);
-        if (gpt2_write_checkpoint(&base.config, base.params_memory, base.num_parameters, merge_out, err, sizeof(err))) { fprintf(stderr, "error: %s\n", err); return 1; }
-        printf("wrote %s (llm.c v3 checkpoint: %s with the %s folded in)\n", merge_out, merge_base, method ? "merged adapter" : "adapter");
+        if (merge_out) {
+            if (gpt2_write_checkpoint(&base.config, base.params_memory, base.num_parameters, merge_out, err, sizeof(err))) { fprintf(stderr, "error: %s\n", err); return 1; }
+            printf("wrote %s (llm.c v3 checkpoint: %s with the %s folded in)\n", merge_out, merge_base, method ? "merged adapter" : "adapter");
+        }
+        struct stat sb;
+        int copied = 0;
+        if (export_hf) {
+            if (gpt2_write_hf(&base.config, base.params_memory, export_hf, stat(merge_base, &sb) == 0 && S_ISDIR(sb.st_mode) ? merge_base : NULL,
+                              &copied, err, sizeof(err))) { fprintf(stderr, "error: --export-hf: %s\n", err); return 1; }
+            printf("wrote %s/ (Hugging Face GPT-2: config.json, model.safetensors%s)\n", export_hf, copied ? ", vocab.json, merges.txt" : "");
+        }
         gpt2_free(&base);
     }
     if (method) adapter_free(&merged);

@@ -27,6 +27,8 @@ dev/fuzz/regressions/NAME/ under a name that says what it does.
 #define LLVMFuzzerTestOneInput fuzz_peft_one
 #include "dev/fuzz/fuzz_peft.c"
 #undef LLVMFuzzerTestOneInput
+#include "dev/fuzz/fuzz_bpe.c"
+#include "dev/fuzz/fuzz_hf.c"
 
 #include <check.h>
 #include <dirent.h>
@@ -45,6 +47,8 @@ static const Harness harnesses[] = {
     {"state", fuzz_state_one, "dev/fuzz/corpus/state", 1},
     {"args", fuzz_args_one, "dev/fuzz/corpus/args", 1},
     {"peft", fuzz_peft_one, "dev/fuzz/seeds", 0},
+    {"bpe", fuzz_bpe_one, "dev/fuzz/corpus/bpe", 1},
+    {"hf", fuzz_hf_one, "dev/fuzz/corpus/hf", 1},
 };
 #define NUM_HARNESSES (int)(sizeof(harnesses) / sizeof(harnesses[0]))
 

@@ -10,7 +10,7 @@
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
 FUZZ_JOBS    ?= 2
-FUZZ_NAMES   := checkpoint shard tokenizer state args peft
+FUZZ_NAMES   := checkpoint shard tokenizer state args peft bpe hf
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. \
                 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-unused-function \
                 -Wno-unknown-warning-option -Wno-target-clones-mixed-specifiers
