@@ -1,8 +1,8 @@
-#!/bin/sh
+#!/bin/bash
 # dev/scenarios.sh — record the CPU trainers' observable behaviour, to check that a change that
 # should not change behaviour (a restructuring) does not.
-#   sh dev/scenarios.sh OUTDIR [BINDIR]     runs every scenario with BINDIR's binaries (default .)
-#   sh dev/scenarios.sh --diff A B          compares two recorded OUTDIRs (exit 1 on a difference)
+#   bash dev/scenarios.sh OUTDIR [BINDIR]   runs every scenario with BINDIR's binaries (default .)
+#   bash dev/scenarios.sh --diff A B        compares two recorded OUTDIRs, timings aside (exit 1 on a difference)
 # BINDIR must hold train_gpt2, train_lora, train_lori, train_plora, merge_adapters, compare and
 # make_tasks built from one tree, run from that tree's root (the embedded default caches its base
 # model in out/base; give BINDIR as a relative path, ".": the command lines stored in adapter files
@@ -14,10 +14,24 @@
 # accumulation, resume mid-phase (LoRI ds and PLoRA), PEFT out and in, merge_adapters (each method),
 # --merge-out, --eval-em, ./compare --quick, and the embedded default (./train_lori, no flags).
 set -eu
+# what varies between two runs of the same code: the machine's load and every duration
+timing() {
+  sed -E -e 's/load average [0-9.]+/load average _/g' -e 's/_ at the start, [0-9.]+ at the end/_ at the start, _ at the end/' -e 's/done in [0-9hm_]+s/done in _/' -e 's/(elapsed|wall time) [0-9hm_]+s/\1 _/g' -e 's/ +_s/ _s/g' \
+         -e 's/ +_ (ms|tok\/s)/ _ \1/g' -e 's/\| [0-9.]+ +\| [0-9.]+ +\|$/| _ | _ |/' -e '/"[a-z_]*(seconds|per_second)": /d' \
+         -e 's/\| [0-9.]+ +\|$/| _ |/' -e '/  log\.txt$/d'
+}
 if [ "${1:-}" = "--diff" ]; then
   [ $# -eq 3 ] || { echo "usage: $0 --diff A B" >&2; exit 2; }
-  if diff -r "$2" "$3" >/dev/null; then echo "scenarios: identical ($(wc -l <"$2/MANIFEST") files)"; exit 0; fi
-  diff -r "$2" "$3" | head -40; echo "scenarios: DIFFERENT" >&2; exit 1
+  status=0; n=0
+  for f in $(cd "$2" && find . -type f | sort); do
+    n=$((n + 1))
+    [ -f "$3/$f" ] || { echo "only in $2: $f"; status=1; continue; }
+    if ! diff <(timing <"$2/$f") <(timing <"$3/$f") >/dev/null 2>&1; then
+      echo "differs: $f"; diff <(timing <"$2/$f") <(timing <"$3/$f") | head -8; status=1
+    fi
+  done
+  [ $status -eq 0 ] && echo "scenarios: identical ($n files, timings aside)" || echo "scenarios: DIFFERENT" >&2
+  exit $status
 fi
 [ $# -ge 1 ] || { echo "usage: $0 OUTDIR [BINDIR] | --diff A B" >&2; exit 2; }
 OUT=$(mkdir -p "$1" && cd "$1" && pwd); BIN=${2:-.}
@@ -39,7 +53,7 @@ record() { # record NAME DIR LOG: the run's files into OUT/NAME
   find "$d" -type f | sort | while read -r f; do
     rel=${f#"$d"/}; case "$rel" in
       *.csv) cut -d, -f1-5 "$f" >"$OUT/$n/$(echo "$rel" | tr / _)" ;;
-      *.json|*.md|*.svg) blank <"$f" >"$OUT/$n/$(echo "$rel" | tr / _)" ;;
+      *.json|*.md|*.svg|*.txt) blank <"$f" >"$OUT/$n/$(echo "$rel" | tr / _)" ;;
       *) echo "$(sha256sum <"$f" | cut -c1-64)  $rel" >>"$OUT/$n/sha256.txt" ;;
     esac
   done
