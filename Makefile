@@ -21,13 +21,31 @@ else
   $(info OpenMP not found: building single-threaded)
 endif
 
+# MPI (data-parallel training, llmc/dist.h): the trainers are built with mpicc and -DUSE_MPI when
+# it is found (Debian: libopenmpi-dev openmpi-bin); without it they build and run as one process.
+# NO_MPI=1 builds without it. `mpirun -np N ./train_lora ...` trains on N ranks (README).
+MPICC   ?= mpicc
+MPI_OK  := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo 'int main(void){return 0;}' | $(MPICC) -x c - -o /dev/null 2>/dev/null && echo yes)
+ifeq ($(NO_MPI),1)
+  MPI_OK :=
+endif
+ifeq ($(MPI_OK),yes)
+  TRAIN_CC := $(MPICC)
+  TRAIN_CFLAGS := $(CFLAGS) -DUSE_MPI
+else
+  TRAIN_CC := $(CC)
+  TRAIN_CFLAGS := $(CFLAGS)
+endif
+# the trainers are rebuilt when MPI comes or goes (the stamp's name holds the choice)
+MPI_STAMP := build/mpi-$(if $(MPI_OK),yes,no).stamp
+
 # libcheck (Debian package `check`), only for the tests.
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 TRAINERS := train_gpt2 train_lora train_lori train_plora
 TESTS    := test_gpt2 test_train test_readers test_kernels test_tasks test_adapter_io test_merge test_compare \
-            test_bpe test_hf
+            test_bpe test_hf test_dist
 TOOLS    := make_tasks merge_adapters compare prepare_data
 # shell tests (tests/*.sh), run after the binaries by dev/run_tests.sh
 SCRIPT_TESTS := tests/test_prepare_data.sh
@@ -35,14 +53,17 @@ SCRIPT_TESTS := tests/test_prepare_data.sh
 .PHONY: all test deps clean npm-ref
 all: $(TRAINERS) $(TOOLS)
 
-train_gpt2: train_gpt2.c $(HEADERS)
-	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
-train_lora: train_gpt2.c $(HEADERS)
-	$(CC) $(CFLAGS) -DDEFAULT_ADAPTER=\"lora\" -o $@ $< $(LDLIBS)
-train_lori: train_gpt2.c $(HEADERS)
-	$(CC) $(CFLAGS) -DDEFAULT_ADAPTER=\"lori\" -o $@ $< $(LDLIBS)
-train_plora: train_gpt2.c $(HEADERS)
-	$(CC) $(CFLAGS) -DDEFAULT_ADAPTER=\"plora\" -o $@ $< $(LDLIBS)
+$(MPI_STAMP):
+	@mkdir -p build && rm -f build/mpi-*.stamp && touch $@
+
+train_gpt2: train_gpt2.c $(HEADERS) $(MPI_STAMP)
+	$(TRAIN_CC) $(TRAIN_CFLAGS) -o $@ $< $(LDLIBS)
+train_lora: train_gpt2.c $(HEADERS) $(MPI_STAMP)
+	$(TRAIN_CC) $(TRAIN_CFLAGS) -DDEFAULT_ADAPTER=\"lora\" -o $@ $< $(LDLIBS)
+train_lori: train_gpt2.c $(HEADERS) $(MPI_STAMP)
+	$(TRAIN_CC) $(TRAIN_CFLAGS) -DDEFAULT_ADAPTER=\"lori\" -o $@ $< $(LDLIBS)
+train_plora: train_gpt2.c $(HEADERS) $(MPI_STAMP)
+	$(TRAIN_CC) $(TRAIN_CFLAGS) -DDEFAULT_ADAPTER=\"plora\" -o $@ $< $(LDLIBS)
 
 merge_adapters: lora/merge_adapters.c $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
@@ -75,6 +96,11 @@ test_%: tests/test_%.c train_gpt2.c $(HEADERS) | deps
 test_merge: merge_adapters
 test_hf: train_gpt2 train_lora merge_adapters prepare_data
 test_compare: lora/compare.c
+# data parallel: the trainer under mpirun, 2 ranks against 1 process (needs MPI: dev/install_deps.sh)
+test_dist: train_lora tests/dist_compare.h
+# the same comparison as a tool, for tests/test_dist_gpu.sh on a GPU machine
+dist_compare: tests/dist_compare.c tests/dist_compare.h train_gpt2.c $(HEADERS)
+	$(CC) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
 
 # the reference GPT-2 encoder of test_bpe (npm's gpt-3-encoder) in build/npm; never fails
 npm-ref:

@@ -52,11 +52,12 @@ static int g_use_ref_kernels = 0; // --ref-kernels: the plain loops, for compari
 // (every kernel is its own OpenMP region, so a wall-clock bracket around a call is its cost) and
 // the milliseconds per step are printed after training. Off: one predictable branch per call.
 enum { PC_ZERO, PC_EMBED, PC_LN, PC_MATMUL, PC_WGRAD, PC_LMHEAD, PC_LORA, PC_ATT_FWD, PC_ATT_BWD, PC_GELU,
-       PC_RESID, PC_CE, PC_OPT, PC_NCAT };
+       PC_RESID, PC_CE, PC_OPT, PC_COMM, PC_NCAT };
 static const char *prof_names[PC_NCAT] = {"zero gradients", "embedding", "layernorm", "matmul: forward + input grads",
                                           "matmul: weight + bias grads", "LM head (forward + input grad)", "adapter (LoRA path)",
                                           "attention forward", "attention backward", "GELU", "residual",
-                                          "softmax + cross-entropy", "grad norm + AdamW"};
+                                          "softmax + cross-entropy", "grad norm + AdamW",
+                                          "gradient all-reduce (data parallel)"};
 static int g_prof_on = 0;           // timing the current step
 static double g_prof_s[PC_NCAT];    // seconds per category, summed over the profiled steps
 #define PROF(cat, ...) do { double t0_ = g_prof_on ? now_s() : 0; __VA_ARGS__; if (g_prof_on) g_prof_s[cat] += now_s() - t0_; } while (0)
@@ -322,7 +323,22 @@ static int cpu_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
     snprintf(be->desc, sizeof(be->desc), "threads %d | gemm %s", be->nthreads, g_use_ref_kernels ? "reference" : gemm_isa());
     return 0;
 }
-static void cpu_opt_setup(Backend *be) { adamw_free(be->opt); adamw_setup(be->opt, be->model); }
+// Do the optimizer's groups tile one buffer (the model's gradients, or the adapter's A then B)?
+// Not with LoRI-S's kept entries of B.
+static int cpu_grads_contiguous(const AdamW *o) {
+    for (int k = 0; k < o->ngroups; k++)
+        if (o->groups[k].idx || (k > 0 && o->groups[k].g != o->groups[k - 1].g + o->groups[k - 1].n)) return 0;
+    return 1;
+}
+static void cpu_opt_setup(Backend *be) {
+    adamw_free(be->opt);
+    adamw_setup(be->opt, be->model);
+    if (dist_active() && !cpu_grads_contiguous(be->opt) && be->grad_bucket_n < be->opt->total) { // data parallel, LoRI-S
+        free(be->grad_bucket);
+        be->grad_bucket = xcalloc(be->opt->total, sizeof(float), "gradient bucket");
+        be->grad_bucket_n = be->opt->total;
+    }
+}
 static void cpu_none(Backend *be) { (void)be; }
 static void cpu_sync(Backend *be, int with_opt) { (void)be; (void)with_opt; }
 static void cpu_set_training(Backend *be, int on) { if (be->model->adapter) be->model->adapter->training = on; }
@@ -350,6 +366,26 @@ static float cpu_grad_norm(Backend *be) {
     PROF(PC_OPT, norm = adamw_grad_norm(be->opt));
     return norm;
 }
+// Data parallel: the trainable gradients summed over the ranks in one bucket, the optimizer's
+// groups: reduced in place when they tile one buffer; LoRI-S's kept entries of B are packed into
+// grad_bucket first, so only they cross the wire.
+static void cpu_allreduce_grads(Backend *be) {
+    if (!dist_active()) return;
+    AdamW *o = be->opt;
+    PROF(PC_COMM, {
+        if (cpu_grads_contiguous(o)) {
+            if (o->ngroups) dist_allreduce_f32(o->groups[0].g, o->total);
+        } else {
+            size_t at = 0;
+            for (int k = 0; k < o->ngroups; k++)
+                for (size_t i = 0; i < o->groups[k].n; i++) be->grad_bucket[at++] = o->groups[k].g[o->groups[k].idx ? o->groups[k].idx[i] : i];
+            dist_allreduce_f32(be->grad_bucket, o->total);
+            at = 0;
+            for (int k = 0; k < o->ngroups; k++)
+                for (size_t i = 0; i < o->groups[k].n; i++) o->groups[k].g[o->groups[k].idx ? o->groups[k].idx[i] : i] = be->grad_bucket[at++];
+        }
+    });
+}
 static void cpu_adamw_step(Backend *be, float lr, float weight_decay, float gscale) {
     PROF(PC_OPT, adamw_step(be->opt, lr, weight_decay, gscale));
 }
@@ -358,6 +394,7 @@ static void cpu_plora_unload(Backend *be, float m) {
     if (m == 0) adamw_reset_moments(be->opt);
 }
 static void cpu_end_step(Backend *be) { (void)be; g_prof_on = 0; }
+static void cpu_free(Backend *be) { free(be->grad_bucket); be->grad_bucket = NULL; be->grad_bucket_n = 0; }
 static void cpu_report_end(Backend *be, int timed_steps, double seconds) {
     if (!g_prof_wanted || !timed_steps) return;
     double sum = 0;
@@ -372,9 +409,10 @@ static void cpu_report_end(Backend *be, int timed_steps, double seconds) {
 static const Backend cpu_backend = {
     .setup = cpu_setup, .opt_setup = cpu_opt_setup, .load = cpu_none, .sync = cpu_sync,
     .set_training = cpu_set_training, .forward = cpu_forward, .forward_backward = cpu_forward_backward,
-    .get_logits = cpu_get_logits, .begin_step = cpu_begin_step, .grad_norm = cpu_grad_norm, .adamw_step = cpu_adamw_step,
+    .get_logits = cpu_get_logits, .begin_step = cpu_begin_step, .allreduce_grads = cpu_allreduce_grads,
+    .grad_norm = cpu_grad_norm, .adamw_step = cpu_adamw_step,
     .plora_unload = cpu_plora_unload, .end_step = cpu_end_step, .report_setup = cpu_none, .report_end = cpu_report_end,
-    .free = cpu_none,
+    .free = cpu_free,
 };
 
 // Mean loss over the counted targets of the first nbatches batches of dl (dropout off).
@@ -388,13 +426,20 @@ int run_training(TrainConfig *cfg, int argc, char **argv, TrainResult *res) {
 // ----------------------------------------------------------------------------
 #if !defined(TESTING) && !defined(NO_MAIN)
 int main(int argc, char **argv) {
-    if (argc == 1) return run_default(argv[0], run_training);
+    char err[512];
+    if (dist_init(err, sizeof(err)) != 0) die("%s", err); // data parallel under mpirun (llmc/dist.h); else one process
+    if (argc == 1) {
+        if (dist_world() > 1) die("the embedded default (no flags) runs as one process: start it without mpirun");
+        return run_default(argv[0], run_training);
+    }
     TrainConfig cfg;
     config_defaults(&cfg);
-    int rc = parse_args(&cfg, argc, argv);
-    if (rc != 0) return rc < 0 ? 1 : 0;
-    if (validate_args(&cfg) != 0) return 1;
-    return run_training(&cfg, argc, argv, NULL);
+    int rc = parse_args(&cfg, argc, argv); // 1: -h printed
+    if (rc == 0 && validate_args(&cfg) != 0) rc = -1;
+    int status = rc < 0 ? 1 : rc == 0 ? run_training(&cfg, argc, argv, NULL) : 0;
+    if (status != 0) dist_abort(status); // one rank's failure ends the job: the others would wait for it
+    dist_finalize();
+    return status;
 }
 #endif
 

@@ -256,17 +256,24 @@ static int dataloader_seek(DataLoader *dl, int64_t epoch, int64_t shard_idx, int
 
 static int dataloader_reset(DataLoader *dl) { return dataloader_seek(dl, 0, 0, 0); }
 
+// The start of the next row in the current shard, moving across shards and epochs as needed;
+// -1 on a read error (dl->err set).
+static int64_t dl_next_row(DataLoader *dl) {
+    while (dl->row_idx >= dl->nrows) { // next shard, or next epoch
+        dl->row_idx = 0;
+        dl->shard_idx++;
+        if (dl->shard_idx >= dl->nfiles) { dl->shard_idx = 0; dl->epoch++; dl_epoch_order(dl); }
+        if (dl_load_current(dl) != 0) return -1;
+    }
+    return dl->row_order[dl->row_idx++];
+}
+
 // Fills inputs/targets/mask with the next B rows, moving across shards and epochs as needed.
 static int dataloader_next_batch(DataLoader *dl) {
     int T = dl->T;
     for (int b = 0; b < dl->B; b++) {
-        while (dl->row_idx >= dl->nrows) { // next shard, or next epoch
-            dl->row_idx = 0;
-            dl->shard_idx++;
-            if (dl->shard_idx >= dl->nfiles) { dl->shard_idx = 0; dl->epoch++; dl_epoch_order(dl); }
-            if (dl_load_current(dl) != 0) return -1;
-        }
-        int64_t start = dl->row_order[dl->row_idx++];
+        int64_t start = dl_next_row(dl);
+        if (start < 0) return -1;
         const uint16_t *tok = dl->shard.tokens + start;
         for (int t = 0; t < T; t++) {
             dl->inputs[b * T + t] = tok[t];
@@ -274,6 +281,13 @@ static int dataloader_next_batch(DataLoader *dl) {
             dl->mask[b * T + t] = dl->shard.mask ? dl->shard.mask[start + t + 1] : 1;
         }
     }
+    return 0;
+}
+
+// Moves past the next B rows without reading them: another rank's share of the batch (the
+// position afterwards is the one dataloader_next_batch would leave). Returns 0 or -1.
+static int dataloader_skip_batch(DataLoader *dl) {
+    for (int b = 0; b < dl->B; b++) if (dl_next_row(dl) < 0) return -1;
     return 0;
 }
 

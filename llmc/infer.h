@@ -15,6 +15,7 @@ exact-match evaluation of instruction shards (greedy decoding), on a given set o
 #include "../kernels/layers_float.h"
 #include "../data/dataloader.h"
 #include "../data/tasks.h"
+#include "dist.h"
 
 typedef struct {
     float *kv;      // (L, maxT, 2C): keys then values of every position so far
@@ -142,7 +143,9 @@ static void print_sample(GPT2 *m, const Tokenizer *tok, int gen_len, float tempe
 // Exact match under greedy decoding on an instruction shard (with its .lossmask): each document
 // EOT + prompt + answer is cut at the mask; the model continues EOT + prompt until '\n' or EOT,
 // and data/tasks.h's scorer compares the result with the answer. max_examples 0: all; `show`
-// examples are printed. Runs on the effective parameters (adapter merged), examples in parallel.
+// examples are printed. Runs on the effective parameters (adapter merged), examples in parallel;
+// data parallel (llmc/dist.h), rank r scores examples r, r + world, ... and the scores (and the
+// shown generations) are summed over the ranks.
 typedef struct { int n, correct; } EMResult;
 
 static int eval_exact_match(GPT2 *m, const char *path, int max_examples, int show, float **scratch, EMResult *out,
@@ -173,6 +176,7 @@ static int eval_exact_match(GPT2 *m, const char *path, int max_examples, int sho
         int ctx[TASKS_MAX_PROMPT + 2 + 1024];
 #pragma omp for schedule(dynamic, 4)
         for (long i = 0; i < n; i++) {
+            if (i % dist_world() != dist_rank()) continue; // data parallel: another rank's example
             int np = 0;
             ctx[np++] = eot;
             for (int k = 0; k < ex[i].prompt_len && np < (int)(sizeof(ctx) / sizeof(ctx[0])); k++) ctx[np++] = sh.tokens[ex[i].prompt + k];
@@ -187,6 +191,10 @@ static int eval_exact_match(GPT2 *m, const char *path, int max_examples, int sho
         }
         infer_free(&st);
     }
+    long nshow = show < 0 ? 0 : show < n ? show : n;
+    dist_allreduce_i32(ok, (size_t)n); // each example was scored on one rank, zeros elsewhere
+    dist_allreduce_i32(ngen, (size_t)nshow);
+    dist_allreduce_i32(gen, (size_t)TASKS_MAX_ANSWER * nshow);
     for (long i = 0; i < n; i++) {
         r.n++;
         r.correct += ok[i];

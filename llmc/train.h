@@ -14,6 +14,11 @@ list of named steps (run_training_on at the bottom):
   outputs     run_write_outputs: adapter.bin / model.bin / state.bin, PEFT, --merge-out,
               --dump-logits, --eval-em; run_fill_result for callers that orchestrate runs
 
+Data parallel (llmc/dist.h; one process without mpirun): a step's micro-batches are split over the
+ranks (run_plan_phases, run_optimizer_step), the trainable gradients summed by the backend's
+allreduce_grads, validation and exact match split and reduced, what must agree checked
+(run_check_ranks_agree), and rank 0 alone writes files (dist_is_main).
+
 What differs between variants comes from lora/variants.h's table, never from a variant's name.
 Errors are returned: run_training_on prints "error: ..." and returns 1 (2 for a non-finite loss
 under --nan-policy stop), so a caller running many trainings (./compare) carries on.
@@ -38,6 +43,7 @@ under --nan-policy stop), so a caller running many trainings (./compare) carries
 #include "options.h"
 #include "state.h"
 #include "infer.h"
+#include "dist.h"
 #include "../data/dataloader.h"
 #include "../lora/adapter.h"
 #include "../lora/adapter_file.h"
@@ -70,6 +76,7 @@ struct Backend {
     float (*forward_backward)(Backend *be, const int *inputs, const int *targets, const uint8_t *mask, float scale);
     void (*get_logits)(Backend *be, float *out); // (T, Vp): the first row's logits of the last forward
     void (*begin_step)(Backend *be, int timed);  // zero the gradients (timed: the step counts in a profile)
+    void (*allreduce_grads)(Backend *be);        // data parallel: the trainable gradients summed over the ranks
     float (*grad_norm)(Backend *be);
     void (*adamw_step)(Backend *be, float lr, float weight_decay, float gscale);
     void (*plora_unload)(Backend *be, float m);  // lora/adapter.h's plora_unload; m = 0: moments reset
@@ -77,6 +84,8 @@ struct Backend {
     void (*report_setup)(Backend *be);           // after the start-up report
     void (*report_end)(Backend *be, int timed_steps, double seconds); // after the average step
     void (*free)(Backend *be);
+    float *grad_bucket;   // the CPU's allreduce_grads: LoRI-S's kept gradients packed (grad_bucket_n)
+    size_t grad_bucket_n;
 };
 
 // What a run measured, for callers that orchestrate runs (the embedded default, ./compare).
@@ -117,7 +126,9 @@ typedef struct {
     float *B_loaded;         // continual learning: the loaded adapter's B, restored for its LoRI-S phase
     uint8_t *mask_loaded;
     Phase phases[2];
-    int nphases, total_steps, grad_accum;
+    int nphases, total_steps, grad_accum; // grad_accum: micro-batches per step, all ranks'
+    int world, local_accum, first_mb;     // data parallel: this rank's micro-batches [first_mb, + local_accum)
+    int stop;                             // this step ends the run (a signal on any rank, --stop-at)
     MaskMode mmode;
     int mask_from_file;
     Schedule sched;
@@ -137,7 +148,8 @@ typedef struct {
 
 #define RUN_FAIL(r, ...) do { snprintf((r)->err, sizeof((r)->err), __VA_ARGS__); return -1; } while (0)
 
-// Set by SIGINT/SIGTERM (and --stop-at): the run stops after the current step with a checkpoint.
+// Set by SIGINT/SIGTERM: the run stops after the current step with a checkpoint (read once a step,
+// with --stop-at, in run_optimizer_step).
 // One flag per program, also when the loop and its caller are separate objects (./compare, the GPU
 // trainers): a weak definition, merged by the linker.
 volatile sig_atomic_t g_stop_requested __attribute__((weak)) = 0;
@@ -151,21 +163,43 @@ static void format_eta(double s, char *buf, size_t n) {
 }
 
 // Mean loss over the counted targets of the first nbatches batches of dl (dropout off). 0 or -1.
+// Data parallel: rank r evaluates batches r, r + world, ...; the sums are reduced over the ranks.
 static int evaluate_loss(Backend *be, DataLoader *dl, int nbatches, float *loss, char *err, size_t errlen) {
     be->set_training(be, 0);
     if (dataloader_reset(dl) != 0) { snprintf(err, errlen, "%s", dl->err); return -1; }
-    double sum = 0;
-    long count = 0;
+    double sum_count[2] = {0, 0}; // sum of loss x counted targets, counted targets
     for (int i = 0; i < nbatches; i++) {
+        if (i % dist_world() != dist_rank()) { // another rank's batch
+            if (dataloader_skip_batch(dl) != 0) { snprintf(err, errlen, "%s", dl->err); return -1; }
+            continue;
+        }
         if (dataloader_next_batch(dl) != 0) { snprintf(err, errlen, "%s", dl->err); return -1; }
         float mean = be->forward(be, dl->inputs, dl->targets, dl->mask);
         if (be->err[0]) { snprintf(err, errlen, "%s", be->err); return -1; }
         long n = 0;
         for (int k = 0; k < dl->B * dl->T; k++) n += dl->mask[k];
-        if (n > 0) { sum += (double)mean * n; count += n; }
+        if (n > 0) { sum_count[0] += (double)mean * n; sum_count[1] += (double)n; }
     }
+    dist_allreduce_f64(sum_count, 2);
     be->set_training(be, 1);
-    *loss = count > 0 ? (float)(sum / count) : NAN;
+    *loss = sum_count[1] > 0 ? (float)(sum_count[0] / sum_count[1]) : NAN;
+    return 0;
+}
+
+// Data parallel: what trains (and the optimizer's moments) must be the same bits on every rank;
+// checked where it is written (a checkpoint, the outputs), on the host's copies (after be->sync).
+static int run_check_ranks_agree(Run *r, const char *when) {
+    if (r->world == 1) return 0;
+    char e[512], what[128];
+    Adapter *ad = r->ad;
+    snprintf(what, sizeof(what), "the trained parameters %s", when);
+    if (r->v->base_changes && dist_check_identical(what, r->model.params_memory, r->model.num_parameters * sizeof(float), e, sizeof(e)) != 0)
+        RUN_FAIL(r, "%s", e);
+    if (ad && dist_check_identical(what, ad->params, (ad->nA + ad->nB) * sizeof(float), e, sizeof(e)) != 0) RUN_FAIL(r, "%s", e);
+    snprintf(what, sizeof(what), "the AdamW moments %s", when);
+    if (dist_check_identical(what, r->opt.m, r->opt.total * sizeof(float), e, sizeof(e)) != 0 ||
+        dist_check_identical(what, r->opt.v, r->opt.total * sizeof(float), e, sizeof(e)) != 0)
+        RUN_FAIL(r, "%s", e);
     return 0;
 }
 
@@ -269,7 +303,16 @@ static int run_make_adapter(Run *r) {
 static int run_plan_phases(Run *r) {
     TrainConfig *cfg = r->cfg;
     Adapter *ad = r->ad;
-    r->grad_accum = cfg->total_batch < 0 ? 1 : cfg->total_batch / (cfg->B * cfg->T);
+    // data parallel: the step's grad_accum micro-batches of (B,T) are split over the ranks, rank r
+    // taking the consecutive ones [r local_accum, (r+1) local_accum), so the batch and its order are
+    // the one-process run's at any rank count (without -d every rank takes one micro-batch)
+    r->world = dist_world();
+    r->grad_accum = cfg->total_batch < 0 ? r->world : cfg->total_batch / (cfg->B * cfg->T);
+    if (r->grad_accum % r->world != 0)
+        RUN_FAIL(r, "-d %d: the total batch must be a multiple of B*T*ranks = %d*%d*%d (%d micro-batches do not split over %d ranks)",
+                 cfg->total_batch, cfg->B, cfg->T, r->world, r->grad_accum, r->world);
+    r->local_accum = r->grad_accum / r->world;
+    r->first_mb = dist_rank() * r->local_accum;
     int steps = cfg->max_steps;
     if (steps < 0) {
         int64_t rows = dataloader_epoch_rows(&r->train);
@@ -335,8 +378,9 @@ static int run_open_outputs(Run *r) {
     } else {
         be->opt_setup(be);
     }
+    if (r->ad && r->world > 1) r->ad->drop_rng ^= 0x9E3779B97F4A7C15ull * (uint64_t)dist_rank(); // each rank its own dropout masks
     be->load(be);
-    if (cfg->output_dir[0]) {
+    if (cfg->output_dir[0] && dist_is_main()) {
         join_path(r->path, sizeof(r->path), cfg->output_dir, "train.csv");
         r->csv = fopen(r->path, cfg->resume ? "a" : "w");
         if (!r->csv) RUN_FAIL(r, "-o: cannot write %s: %s", r->path, strerror(errno));
@@ -356,8 +400,12 @@ static void run_report_setup(Run *r) {
     printf("\nparameters: %zu total, %zu trainable (%.4f%% of the model", total, trainable, 100.0 * trainable / total);
     if (ad) printf(", %.2f%% of an equal-rank LoRA", 100.0 * trainable / r->lora_equiv);
     printf(") | trainable state %.2f MiB (values, gradients, AdamW m and v)\n", 16.0 * trainable / 1048576.0);
-    printf("batch: B=%d T=%d, grad accumulation %d -> %d tokens per step | %d steps", cfg->B, cfg->T, r->grad_accum,
-           cfg->B * cfg->T * r->grad_accum, r->total_steps);
+    if (r->world == 1)
+        printf("batch: B=%d T=%d, grad accumulation %d -> %d tokens per step | %d steps", cfg->B, cfg->T, r->grad_accum,
+               cfg->B * cfg->T * r->grad_accum, r->total_steps);
+    else
+        printf("batch: B=%d T=%d, %d ranks x grad accumulation %d -> %d tokens per step | %d steps", cfg->B, cfg->T, r->world,
+               r->local_accum, cfg->B * cfg->T * r->grad_accum, r->total_steps);
     if (r->nphases == 2)
         printf(" (LoRI-D %d at lr %g, then LoRI-S %d at lr %g)", r->phases[0].steps, r->phases[0].lr, r->phases[1].steps, r->phases[1].lr);
     printf("\n");
@@ -377,7 +425,8 @@ static int run_enter_masked_phase(Run *r, int ph) {
     } else {
         mask = adapter_make_mask(ad, r->mmode, cfg->sparsity, (uint64_t)cfg->seed);
     }
-    if (ph > 0 && cfg->output_dir[0]) {
+    if (dist_check_identical("LoRI-S mask", mask, ad->nB, e, sizeof(e)) != 0) { free(mask); RUN_FAIL(r, "%s", e); }
+    if (ph > 0 && cfg->output_dir[0] && dist_is_main()) {
         join_path(r->path, sizeof(r->path), cfg->output_dir, "adapter_lori_d.bin");
         if (adapter_save(ad, r->path, r->cmdline, e, sizeof(e)) != 0) { free(mask); RUN_FAIL(r, "%s", e); }
     }
@@ -394,7 +443,7 @@ static int run_enter_masked_phase(Run *r, int ph) {
     }
     printf("LoRI-S: mask %s%s, sparsity %.3f: %zu of %zu B entries trainable\n", r->mask_from_file ? cfg->mask : mask_mode_names[r->mmode],
            r->mmode == MASK_RANDOM && !r->mask_from_file ? " (random: not the paper's method)" : "", 1.0 - (double)kept / ad->nB, kept, ad->nB);
-    if (cfg->output_dir[0]) {
+    if (cfg->output_dir[0] && dist_is_main()) {
         join_path(r->path, sizeof(r->path), cfg->output_dir, "mask.bin");
         if (mask_save(ad, mask, r->path, e, sizeof(e)) != 0) { free(mask); RUN_FAIL(r, "%s", e); }
     }
@@ -404,24 +453,32 @@ static int run_enter_masked_phase(Run *r, int ph) {
     return 0;
 }
 
-// One optimizer step's data, forward/backward over its micro-batches and update. Sets *loss, *norm, *lr.
+// One optimizer step's data, forward/backward over its micro-batches and update. Sets *loss, *norm,
+// *lr, and r->stop. Data parallel: this rank reads its micro-batches and skips the others' (every
+// rank ends at the same data position); the counted targets, the loss and a stop are reduced over
+// the ranks, and the trainable gradients summed (be->allreduce_grads) before the norm.
 static int run_optimizer_step(Run *r, const Phase *P, int lstep, float *loss_out, float *norm_out, float *lr_out) {
     TrainConfig *cfg = r->cfg;
     Backend *be = r->be;
     size_t bt = r->bt;
     int step = r->pos.step;
-    long count = 0;
-    for (int k = 0; k < r->grad_accum; k++) {
+    long count = 0; // counted targets of the whole step's batch, all ranks'
+    for (int k = 0, j; k < r->grad_accum; k++) {
+        if ((j = k - r->first_mb) < 0 || j >= r->local_accum) { // another rank's micro-batch
+            if (dataloader_skip_batch(&r->train) != 0) RUN_FAIL(r, "-i: %s", r->train.err);
+            continue;
+        }
         if (dataloader_next_batch(&r->train) != 0) RUN_FAIL(r, "-i: %s", r->train.err);
-        memcpy(r->binp + k * bt, r->train.inputs, bt * sizeof(int));
-        memcpy(r->btgt + k * bt, r->train.targets, bt * sizeof(int));
-        memcpy(r->bmask + k * bt, r->train.mask, bt);
+        memcpy(r->binp + j * bt, r->train.inputs, bt * sizeof(int));
+        memcpy(r->btgt + j * bt, r->train.targets, bt * sizeof(int));
+        memcpy(r->bmask + j * bt, r->train.mask, bt);
         for (size_t i = 0; i < bt; i++) count += r->train.mask[i];
     }
+    if (r->world > 1) { double c_all = (double)count; dist_allreduce_f64(&c_all, 1); count = (long)c_all; }
     r->pos.epoch = r->train.epoch; r->pos.shard = r->train.shard_idx; r->pos.row = r->train.row_idx;
     be->begin_step(be, lstep > 0);
     double loss_sum = 0;
-    for (int k = 0; k < r->grad_accum && count > 0; k++) {
+    for (int k = 0; k < r->local_accum && count > 0; k++) {
         const int *x = r->binp + k * bt, *y = r->btgt + k * bt;
         const uint8_t *mk = r->bmask + k * bt;
         long n = 0;
@@ -430,6 +487,16 @@ static int run_optimizer_step(Run *r, const Phase *P, int lstep, float *loss_out
         loss_sum += (double)be->forward_backward(be, x, y, mk, 1.0f / (float)count) * n;
         if (be->err[0]) RUN_FAIL(r, "-i: %s", be->err);
     }
+    // a stop (a signal) is read once a step, here: data parallel, every rank stops after the step in
+    // which any rank saw one (one arriving later counts for the next step)
+    r->stop = g_stop_requested != 0 || (cfg->stop_at > 0 && step + 1 == cfg->stop_at);
+    if (r->world > 1) { // the loss over all ranks' targets, and the stop
+        double v[2] = {loss_sum, (double)r->stop};
+        dist_allreduce_f64(v, 2);
+        loss_sum = v[0];
+        r->stop = v[1] > 0;
+    }
+    if (count > 0) be->allreduce_grads(be);
     float loss = count > 0 ? (float)(loss_sum / count) : NAN;
     float norm = be->grad_norm(be);
     int stage_sched = r->v->unloads && strcmp(cfg->plora_schedule, "stage") == 0; // PLoRA: the schedule restarts per stage
@@ -455,23 +522,38 @@ static int run_optimizer_step(Run *r, const Phase *P, int lstep, float *loss_out
 }
 
 // PLoRA's stage boundary (lora/variants.h: unloads): every --plora-every steps of a phase, but the last.
-static void run_stage_boundary(Run *r, int lstep, int last) {
+// Data parallel: the base and the new adapter are checked identical on all ranks.
+static int run_stage_boundary(Run *r, int lstep, int last) {
     TrainConfig *cfg = r->cfg;
-    if (!r->v->unloads || (lstep + 1) % cfg->plora_every != 0 || last) return;
+    char e[512];
+    if (!r->v->unloads || (lstep + 1) % cfg->plora_every != 0 || last) return 0;
     r->be->plora_unload(r->be, cfg->plora_momentum);
+    if (r->world > 1) {
+        r->be->sync(r->be, 0);
+        if (dist_check_identical("PLoRA unload: the base", r->model.params_memory, r->model.num_parameters * sizeof(float), e, sizeof(e)) != 0 ||
+            dist_check_identical("PLoRA unload: the new adapter", r->ad->params, (r->ad->nA + r->ad->nB) * sizeof(float), e, sizeof(e)) != 0)
+            RUN_FAIL(r, "%s", e);
+    }
     printf("PLoRA: unloaded stage %d into the base at step %d (momentum %g)%s\n", r->ad->stage, r->pos.step + 1,
            cfg->plora_momentum, cfg->plora_momentum == 0 ? "; A redrawn, B = 0, moments reset" : "");
+    return 0;
 }
 
-// The resumable state after `step` steps, into DIR/state.bin.
-static int run_checkpoint(Run *r, int step) {
+// The resumable state after `step` steps, into DIR/state.bin, from the host's copies.
+static int run_save_state(Run *r, int step) {
     char e[1024];
     TrainPos save = r->pos;
     save.step = step;
-    r->be->sync(r->be, 1);
     join_path(r->path, sizeof(r->path), r->cfg->output_dir, "state.bin");
     if (save_state(r->path, &r->model, &r->opt, &save, e, sizeof(e)) != 0) RUN_FAIL(r, "checkpoint: %s", e);
     return 0;
+}
+
+// A checkpoint: the backend's state to the host, the same on every rank (checked), saved by rank 0.
+static int run_checkpoint(Run *r, int step) {
+    r->be->sync(r->be, 1);
+    if (run_check_ranks_agree(r, "at the checkpoint") != 0) return -1;
+    return dist_is_main() ? run_save_state(r, step) : 0;
 }
 
 // One step of phase P (starting at global step phase_start): validation and a sample when due, the
@@ -494,7 +576,7 @@ static int run_step(Run *r, const Phase *P, int phase_start) {
     double t0 = now_s();
     float loss, norm, lr;
     if (run_optimizer_step(r, P, lstep, &loss, &norm, &lr) != 0) return -1;
-    run_stage_boundary(r, lstep, last);
+    if (run_stage_boundary(r, lstep, last) != 0) return -1;
     be->end_step(be);
     double dt = now_s() - t0;
     if (lstep > 0) { r->train_time += dt; r->timed_steps++; }
@@ -514,12 +596,11 @@ static int run_step(Run *r, const Phase *P, int phase_start) {
         fprintf(r->csv, ",%.6e,%.6f,%.3f,%.1f\n", lr, norm, dt * 1000, tps);
         fflush(r->csv);
     }
-    if (cfg->stop_at > 0 && step + 1 == cfg->stop_at) g_stop_requested = 1;
-    if (cfg->output_dir[0] && ((cfg->ckpt_every > 0 && (step + 1) % cfg->ckpt_every == 0) || g_stop_requested)) {
+    if (cfg->output_dir[0] && ((cfg->ckpt_every > 0 && (step + 1) % cfg->ckpt_every == 0) || r->stop)) {
         if (run_checkpoint(r, step + 1) != 0) return -1;
         printf("checkpoint: %s (step %d)\n", r->path, step + 1);
     }
-    if (g_stop_requested) {
+    if (r->stop) {
         printf("interrupted: stopped after step %d%s\n", step + 1, cfg->output_dir[0] ? "; resume with -y 1" : "");
         r->stopped = 1;
     }
@@ -587,7 +668,7 @@ static int run_write_run_files(Run *r) {
         if (gpt2_write_checkpoint(&r->model.config, p, r->model.num_parameters, r->path, e, sizeof(e)) != 0) RUN_FAIL(r, "%s", e);
         printf("wrote %s%s\n", r->path, ad ? " (the base with every PLoRA stage and the last adapter folded in)" : "");
     }
-    if (!r->stopped && run_checkpoint(r, r->pos.step) != 0) return -1;
+    if (!r->stopped && run_save_state(r, r->pos.step) != 0) return -1; // synced by run_final_evaluation
     return 0;
 }
 
@@ -657,10 +738,13 @@ static int run_exact_match(Run *r) {
     return 0;
 }
 
-// Everything the run writes or reports after training.
+// Everything the run writes or reports after training: rank 0 writes the files (once the ranks
+// agree on what trained); exact match is every rank's.
 static int run_write_outputs(Run *r) {
     TrainConfig *cfg = r->cfg;
     char e[1024];
+    if (run_check_ranks_agree(r, "at the end") != 0) return -1;
+    if (!dist_is_main()) return cfg->eval_em[0] ? run_exact_match(r) : 0;
     if (cfg->output_dir[0] && run_write_run_files(r) != 0) return -1;
     if (cfg->export_peft[0]) {
         if (!r->ad) RUN_FAIL(r, "--export-peft needs an adapter (--adapter lora|lori|plora)");
@@ -728,9 +812,9 @@ static int run_training_on(Backend *be, TrainConfig *cfg, int argc, char **argv,
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         r->bt = (size_t)cfg->B * cfg->T;
-        r->binp = xcalloc(r->bt * r->grad_accum, sizeof(int), "batch");
-        r->btgt = xcalloc(r->bt * r->grad_accum, sizeof(int), "batch");
-        r->bmask = xcalloc(r->bt * r->grad_accum, 1, "batch");
+        r->binp = xcalloc(r->bt * r->local_accum, sizeof(int), "batch");
+        r->btgt = xcalloc(r->bt * r->local_accum, sizeof(int), "batch");
+        r->bmask = xcalloc(r->bt * r->local_accum, 1, "batch");
         for (int ph = 0, start = 0; ok && ph < r->nphases && !r->stopped; start += r->phases[ph].steps, ph++)
             ok = run_phase(r, ph, start) == 0;
         ok = ok && run_final_evaluation(r) == 0 && run_write_outputs(r) == 0;
