@@ -488,6 +488,15 @@ struct GPUModel {
     GPT2GPU<bf16> *b = nullptr;
 };
 // evaluates `expr` with M the model, whichever its precision
+// the one buffer of what trains: every parameter's gradient, or the adapter's (A's and B's; B's alone
+// when A is frozen), and the model's stream: what data parallelism all-reduces (cuda/nccl.h)
+template <typename T> void trainable_grads(GPT2GPU<T> &M, float **g, size_t *n, void **stream) {
+    if (!M.ad.on) { *g = M.params.g32; *n = M.params.n; }
+    else if (M.ad.trains_A) { *g = M.ad.gab32; *n = M.ad.nA + M.ad.nB; }
+    else { *g = M.ad.gab32 + M.ad.nA; *n = M.ad.nB; }
+    *stream = (void *)M.st;
+}
+
 #define ON_MODEL(m, expr) ((m)->b ? [&](auto &M) { return (expr); }(*(m)->b) : [&](auto &M) { return (expr); }(*(m)->f))
 
 extern "C" {
@@ -546,6 +555,7 @@ void gpu_get_grads(GPUModel *m, float *g) {
 void gpu_get_adapter_grads(GPUModel *m, float *g) {
     ON_MODEL(m, M.ad.gab32 ? CUDA_CHECK(cudaMemcpy(g, M.ad.gab32, (M.ad.nA + M.ad.nB) * sizeof(float), cudaMemcpyDeviceToHost)) : (void)0);
 }
+void gpu_trainable_grads(GPUModel *m, float **g, size_t *n, void **stream) { ON_MODEL(m, trainable_grads(M, g, n, stream)); }
 void gpu_synchronize(GPUModel *m) { ON_MODEL(m, (prof_flush(M.prof), CUDA_CHECK(cudaStreamSynchronize(M.st)))); }
 void gpu_memory(GPUModel *m, size_t *now, size_t *peak) { ON_MODEL(m, (*now = M.mem.now, *peak = M.mem.peak)); }
 }

@@ -28,9 +28,29 @@ ifeq ($(CUDA_OMP),yes)
   CUDA_LDLIBS += -lgomp
 endif
 
+# Data parallel (cuda/nccl.h: one process per GPU under mpirun, NCCL's all-reduce): built when NCCL
+# and mpicc are found. NCCL from NCCL_HOME (include/nccl.h, lib/libnccl.so or .so.2), else from
+# PyTorch's wheel (nvidia-nccl-*, which has only libnccl.so.2); NO_NCCL=1 builds without it.
+CUDA_HOST_CC := $(CC)
+ifneq ($(NVCC),)
+ifneq ($(NO_NCCL),1)
+NCCL_HOME ?= $(shell python3 -c "import nvidia.nccl as m; print(m.__path__[0])" 2>/dev/null)
+NCCL_LIB := $(firstword $(wildcard $(NCCL_HOME)/lib/libnccl.so $(NCCL_HOME)/lib/libnccl.so.2))
+CUDA_MPICC := $(shell command -v mpicc 2>/dev/null)
+ifneq ($(and $(wildcard $(NCCL_HOME)/include/nccl.h),$(NCCL_LIB),$(CUDA_MPICC)),)
+  CUDA_HOST_CC := $(CUDA_MPICC)
+  CUDA_HOST_CFLAGS += -DUSE_MPI -DUSE_NCCL -I$(NCCL_HOME)/include -I$(CUDA_HOME)/include
+  # -lnccl through build/nccl/libnccl.so, a link to the versioned file; found at run time by the rpath
+  CUDA_LDLIBS += -Lbuild/nccl -lnccl -Xlinker -rpath,$(patsubst %/,%,$(dir $(NCCL_LIB))) \
+                 $(filter -L% -l%,$(shell $(CUDA_MPICC) --showme:link 2>/dev/null))
+  CUDA_NCCL_LINK := build/nccl/libnccl.so
+endif
+endif
+endif
+
 CUDA_BINS := train_gpt2cu train_loracu train_loricu train_ploracu test_gpt2cu gpu_kernels_bench
 CUDA_DEPS := $(wildcard cuda/*.cuh cuda/*.h)
-CUDA_HOST_DEPS := cuda/host.c cuda/gpt2_gpu.h cuda/host_api.h $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h)
+CUDA_HOST_DEPS := cuda/host.c cuda/gpt2_gpu.h cuda/host_api.h cuda/nccl.h $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h)
 
 # cuDNN attention (USE_CUDNN=1)
 ifeq ($(USE_CUDNN),1)
@@ -83,9 +103,12 @@ build/cuda/train_gpt2_cpu.o: train_gpt2.c $(wildcard llmc/*.h lora/*.h data/*.h 
 	@mkdir -p build/cuda
 	$(CC) $(CUDA_HOST_CFLAGS) -DNO_MAIN -c -o $@ train_gpt2.c
 
-build/cuda/host_%.o: $(CUDA_HOST_DEPS)
+build/nccl/libnccl.so:
+	@mkdir -p build/nccl && ln -sf $(NCCL_LIB) $@
+
+build/cuda/host_%.o: $(CUDA_HOST_DEPS) | $(CUDA_NCCL_LINK)
 	@mkdir -p build/cuda
-	$(CC) $(CUDA_HOST_CFLAGS) -DDEFAULT_ADAPTER=\"$*\" -c -o $@ cuda/host.c
+	$(CUDA_HOST_CC) $(CUDA_HOST_CFLAGS) -DDEFAULT_ADAPTER=\"$*\" -c -o $@ cuda/host.c
 
 CUDA_LINK = $(NVCC) -arch=$(GPU_ARCH) -o $@ $(filter %.o,$^) $(CUDA_LDLIBS)
 train_gpt2cu: $(CUDA_OBJ)/train_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_none.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
@@ -96,6 +119,12 @@ train_loricu: $(CUDA_OBJ)/train_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_lori.o
 	$(CUDA_LINK)
 train_ploracu: $(CUDA_OBJ)/train_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_plora.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
 	$(CUDA_LINK)
+
+# the NCCL path alone, exactly (tests/test_nccl.c; mpirun -np N ./test_nccl): only where NCCL was found
+test_nccl: tests/test_nccl.c cuda/nccl.h llmc/dist.h | $(CUDA_NCCL_LINK)
+	@test -n "$(CUDA_NCCL_LINK)" || { echo "error: test_nccl needs NCCL and mpicc (NCCL_HOME)" >&2; exit 1; }
+	$(CUDA_HOST_CC) $(CUDA_HOST_CFLAGS) -o $@ $< $(if $(wildcard $(CUDA_HOME)/lib64),-L$(CUDA_HOME)/lib64) -lcudart \
+	    -Lbuild/nccl -lnccl -Wl,-rpath,$(patsubst %/,%,$(dir $(NCCL_LIB)))
 
 gpu_kernels_bench: dev/bench/gpu_kernels.cu $(CUDA_DEPS)
 	$(NVCC) $(CUDA_NVCCFLAGS) -o $@ $< $(CUDA_LDLIBS)

@@ -78,6 +78,9 @@ void gpu_plora_fold(GPUModel *m, float factor);
 void gpu_get_logits(GPUModel *m, int row0, int nrows, float *out);  // rows of the last forward's (B*T, Vp) logits
 void gpu_get_grads(GPUModel *m, float *g);             // base gradients (full fine-tuning), float32
 void gpu_get_adapter_grads(GPUModel *m, float *g);     // (nA + nB)
+// the device buffer of the trainable gradients (float32, n) and the stream the model runs on
+// (a cudaStream_t): what data parallelism all-reduces (cuda/nccl.h)
+void gpu_trainable_grads(GPUModel *m, float **grads, size_t *n, void **stream);
 void gpu_synchronize(GPUModel *m);
 // bytes of device memory this model holds now / at most so far (parameters, optimizer state,
 // activations, scratch, cuBLASLt workspace; the CUDA context itself not included)

@@ -24,6 +24,9 @@ Built four times, like the CPU trainers, with -DDEFAULT_ADAPTER="none|lora|lori|
 #include "../llmc/embedded.h"
 #include "gpt2_gpu.h"
 #include "host_api.h"
+#ifdef USE_NCCL
+#include "nccl.h" // data parallel: one process per GPU under mpirun
+#endif
 
 // ----------------------------------------------------------------------------
 // the command line: llmc/options.h's table, plus --precision
@@ -46,6 +49,9 @@ typedef struct {
     Backend be;       // first: the loop's Backend * points here
     int bf16, T;
     GPUModel *gm;
+#ifdef USE_NCCL
+    NcclDP dp;        // under mpirun: this rank's GPU and the communicator
+#endif
 } GPUBackend;
 
 static GPUModel *gpu_of(Backend *be) { return ((GPUBackend *)be)->gm; }
@@ -65,10 +71,22 @@ static int gpu_be_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
         d.a_off = ad->a_off; d.b_off = ad->b_off; d.nA = ad->nA; d.nB = ad->nB;
     }
     g->T = cfg->T;
-    char err[512];
+    char err[512], dp_desc[96] = "";
+#ifdef USE_NCCL
+    if (dist_active()) { // before the model: picks this rank's GPU
+        nccl_dp_init(&g->dp);
+        snprintf(dp_desc, sizeof(dp_desc), " | NCCL data parallel: %d rank%s, rank %d on GPU %d", dist_world(),
+                 dist_world() > 1 ? "s" : "", dist_rank(), g->dp.device);
+    }
+#else
+    if (dist_world() > 1) {
+        snprintf(be->err, sizeof(be->err), "this GPU trainer was built without NCCL: data parallel needs it (cuda/cuda.mk: NCCL_HOME)");
+        return -1;
+    }
+#endif
     g->gm = gpu_create(&gc, be->model->params_memory, ad ? &d : NULL, cfg->B, cfg->T, g->bf16, cfg->ref_kernels, err, sizeof(err));
     if (!g->gm) { snprintf(be->err, sizeof(be->err), "GPU: %s", err); return -1; }
-    snprintf(be->desc, sizeof(be->desc), "GPU: %s | host threads %d", gpu_describe(g->gm), be->nthreads);
+    snprintf(be->desc, sizeof(be->desc), "GPU: %s | host threads %d%s", gpu_describe(g->gm), be->nthreads, dp_desc);
     return 0;
 }
 
@@ -127,6 +145,17 @@ static float gpu_be_forward_backward(Backend *be, const int *inputs, const int *
 }
 static void gpu_be_get_logits(Backend *be, float *out) { gpu_get_logits(gpu_of(be), 0, ((GPUBackend *)be)->T, out); }
 static void gpu_be_begin_step(Backend *be, int timed) { gpu_zero_grad(gpu_of(be)); }
+// data parallel: NCCL's sum of the trainable gradients over the ranks, on the model's stream
+static void gpu_be_allreduce_grads(Backend *be) {
+#ifdef USE_NCCL
+    float *grads;
+    size_t n;
+    void *stream;
+    gpu_trainable_grads(gpu_of(be), &grads, &n, &stream);
+    nccl_dp_allreduce(&((GPUBackend *)be)->dp, grads, n, (cudaStream_t)stream);
+#endif
+    (void)be;
+}
 static float gpu_be_grad_norm(Backend *be) { return gpu_grad_norm(gpu_of(be)); }
 static void gpu_be_adamw_step(Backend *be, float lr, float weight_decay, float gscale) {
     be->opt->t++;
@@ -156,13 +185,19 @@ static void gpu_be_report_end(Backend *be, int timed_steps, double seconds) {
     gpu_memory(gpu_of(be), &now, &peak);
     printf("GPU memory: peak %.1f MiB allocated by the trainer (parameters, optimizer, activations, workspace)\n", peak / 1048576.0);
 }
-static void gpu_be_free(Backend *be) { gpu_free(gpu_of(be)); }
+static void gpu_be_free(Backend *be) {
+    gpu_free(gpu_of(be));
+#ifdef USE_NCCL
+    nccl_dp_free(&((GPUBackend *)be)->dp);
+#endif
+}
 
 static int run_training_gpu(TrainConfig *cfg, int bf16, int argc, char **argv, TrainResult *res) {
     GPUBackend g = {
         .be = {.setup = gpu_be_setup, .opt_setup = gpu_be_opt_setup, .load = gpu_be_load, .sync = gpu_be_sync,
                .set_training = gpu_be_set_training, .forward = gpu_be_forward, .forward_backward = gpu_be_forward_backward,
-               .get_logits = gpu_be_get_logits, .begin_step = gpu_be_begin_step, .grad_norm = gpu_be_grad_norm,
+               .get_logits = gpu_be_get_logits, .begin_step = gpu_be_begin_step,
+               .allreduce_grads = gpu_be_allreduce_grads, .grad_norm = gpu_be_grad_norm,
                .adamw_step = gpu_be_adamw_step, .plora_unload = gpu_be_plora_unload, .end_step = gpu_be_end_step,
                .report_setup = gpu_be_report_setup, .report_end = gpu_be_report_end, .free = gpu_be_free},
         .bf16 = bf16,
@@ -182,10 +217,23 @@ struct HostRun {
 static int run_training_gpu_bf16(TrainConfig *cfg, int argc, char **argv, TrainResult *res) {
     return run_training_gpu(cfg, 1, argc, argv, res);
 }
-int host_run_default_gpu(const char *prog) { return run_default(prog, run_training_gpu_bf16); }
+int host_run_default_gpu(const char *prog) {
+    char err[512];
+    if (dist_init(err, sizeof(err)) != 0 || dist_world() > 1) {
+        fprintf(stderr, "error: %s\n", dist_world() > 1 ? "the embedded default (no flags) runs as one process: start it without mpirun" : err);
+        dist_abort(1);
+        return 1;
+    }
+    int rc = run_default(prog, run_training_gpu_bf16);
+    dist_finalize();
+    return rc;
+}
 
-// --precision is ours; the rest is llmc/options.h's
+// --precision is ours; the rest is llmc/options.h's. Joins the data-parallel job first when mpirun
+// started this process (llmc/dist.h; host_train_gpu leaves it).
 HostRun *host_parse_args(int argc, char **argv, int *rc) {
+    char err[512];
+    if (dist_init(err, sizeof(err)) != 0) { fprintf(stderr, "error: %s\n", err); *rc = 1; return NULL; }
     HostRun *run = xcalloc(1, sizeof(HostRun), "options");
     char **args = xcalloc((size_t)argc + 1, sizeof(char *), "argv");
     int n = 0, r = 0;
@@ -215,11 +263,20 @@ HostRun *host_parse_args(int argc, char **argv, int *rc) {
     free(args);
     if (r == 0) return run;
     *rc = r < 0 ? 1 : 0;
+    if (*rc) dist_abort(*rc);
+    dist_finalize();
     free(run);
     return NULL;
 }
 
-int host_train_gpu(HostRun *run, int argc, char **argv) { return run_training_gpu(&run->cfg, run->bf16, argc, argv, NULL); }
+// The training run, then the end of the data-parallel job: one rank's failure ends every rank (the
+// others would wait for it).
+int host_train_gpu(HostRun *run, int argc, char **argv) {
+    int rc = run_training_gpu(&run->cfg, run->bf16, argc, argv, NULL);
+    if (rc) dist_abort(rc);
+    dist_finalize();
+    return rc;
+}
 void host_run_free(HostRun *run) { free(run); }
 
 // ----------------------------------------------------------------------------

@@ -8,7 +8,8 @@ inside a node (bw: NCCL's bus bandwidth over NVLink), and across M nodes of G GP
 one: the node's reduce-scatter and all-gather over NVLink plus the all-reduce between nodes of what
 the node holds, 2 (M-1)/M * S through the node's network link. Efficiency = t_step / (t_step + t),
 the all-reduce after the backward as built (no overlap); 'overlapped' hides it behind the backward
-(2/3 of the step) as far as it fits. Step times: measured (README: H200, B=16, T=1024 per GPU, bf16;
+(2/3 of the step) as far as it fits. Step times: measured (README: H200, B=16, T=1024 per GPU, bf16,
+our own attention kernels (2026-12-01); with USE_CUDNN=1 the steps are 9-11% shorter and the all-reduce's share that much larger;
 CPU: 2 threads, B=4, T=64). Bandwidths and latencies: assumptions, stated below; issue #17 measures
 them on 2-8 H200s.
 """
@@ -23,10 +24,10 @@ lori_b = L * sum(r * o for i, o in targets)
 lori_s_kept = round(0.1 * lori_b)  # sparsity 0.9: the CPU packs the kept entries; the GPU sends all of B
 
 variants = [  # name, values all-reduced, GPU step ms (measured), CPU step ms (measured)
-    ("full fine-tuning", full, 16384 / 494985 * 1000, 1509.0),
+    ("full fine-tuning", full, 16384 / 496485 * 1000, 1509.0),
     ("LoRA r=16 (PLoRA the same)", lora, 16384 / 600147 * 1000, 794.0),
-    ("LoRI-D r=16 (B only)", lori_b, 16384 / 618264 * 1000, None),
-    ("LoRI-S r=16, GPU (all of B)", lori_b, 16384 / 618264 * 1000, None),
+    ("LoRI-D r=16 (B only)", lori_b, 16384 / 622966 * 1000, None),
+    ("LoRI-S r=16, GPU (all of B)", lori_b, 16384 / 622966 * 1000, None),
     ("LoRI-S r=16, CPU (kept 10% of B)", lori_s_kept, None, 794.0),
 ]
 
