@@ -75,6 +75,7 @@ test_%: tests/test_%.c train_gpt2.c $(HEADERS) | deps
 test_merge: merge_adapters
 test_hf: train_gpt2 train_lora merge_adapters prepare_data
 test_compare: lora/compare.c
+test_train: merge_adapters
 
 # the reference GPT-2 encoder of test_bpe (npm's gpt-3-encoder) in build/npm; never fails
 npm-ref:
