@@ -162,7 +162,7 @@ START_TEST(test_command_line_round_trip) {
 END_TEST
 
 START_TEST(test_jsonl_to_shards_bytes) {
-    if (!have_python()) { printf("skipped: no python3\n"); return; }
+    if (!have_python()) { fprintf(stderr, "\n*** SKIP: %s did NOT run: no python3 ***\n\n", __func__); return; }
     char dir[] = "/tmp/test_jsonl_XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char path[2048], cmd[4200];
@@ -231,7 +231,7 @@ START_TEST(test_jsonl_to_shards_bytes) {
 END_TEST
 
 START_TEST(test_tinyshakespeare_bytes) {
-    if (!have_python()) { printf("skipped: no python3\n"); return; }
+    if (!have_python()) { fprintf(stderr, "\n*** SKIP: %s did NOT run: no python3 ***\n\n", __func__); return; }
     char dir[] = "/tmp/test_tinyshakespeare_XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     // a play-like text: sections separated by blank lines, ~60k bytes
