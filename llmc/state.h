@@ -89,11 +89,8 @@ static int load_state(const char *path, GPT2 *m, AdamW *opt, TrainPos *pos, char
         // since registered as the optimizer's index list for B
         if (h[7]) { if (!opt) adapter_set_mask(ad, p, 0); p += ad->nB; }
         if (!opt && nhist) { // the history (the first call; PLoRA's stages unloaded so far)
-            float *hist = realloc(ad->hist, nhist * nad * 4);
-            if (!hist) { snprintf(err, errlen, "%s: out of memory for the PLoRA history", path); free(buf); return -1; }
-            memcpy(hist, p, nhist * nad * 4);
-            ad->hist = hist;
-            if (ad->hist_cap < (int)nhist) ad->hist_cap = (int)nhist;
+            if (plora_reserve_history(ad, (int)nhist) != 0) { snprintf(err, errlen, "%s: out of memory for the PLoRA history", path); free(buf); return -1; }
+            memcpy(ad->hist, p, nhist * nad * 4);
         }
         if (!opt) ad->nhist = (int)nhist;
         p += nhist * nad * 4;
