@@ -460,6 +460,22 @@ START_TEST(test_adapter_in_takes_the_file) {
     TrainResult pl;
     ck_assert_int_eq(run_argv(nc + 4, argv, &pl), 0);
     ck_assert(pl.final_val_loss == none.final_val_loss);
+    // --import-peft the same way: the PEFT export of the adapter, no --adapter (train_gpt2's none)
+    ck_assert_int_eq(system("./merge_adapters /tmp/tt/ain/adapter.bin --export-peft /tmp/tt/ain/peft > /dev/null"), 0);
+    argv[nc] = "--import-peft"; argv[nc + 1] = "/tmp/tt/ain/peft";
+    TrainResult pe;
+    ck_assert_int_eq(run_argv(nc + 2, argv, &pe), 0);
+    ck_assert(pe.final_val_loss == none.final_val_loss);
+    argv[nc + 2] = "--rank"; argv[nc + 3] = "8";
+    ck_assert_int_eq(run_argv(nc + 4, argv, NULL), 1);
+    char *msg = stderr_text();
+    ck_assert_msg(strstr(msg, "--rank 8") && strstr(msg, "rank 4") && strstr(msg, "--import-peft"), "message was: %s", msg);
+    free(msg);
+    argv[nc + 2] = "--adapter"; argv[nc + 3] = "lori";
+    ck_assert_int_eq(run_argv(nc + 4, argv, NULL), 1);
+    msg = stderr_text();
+    ck_assert_msg(strstr(msg, "--adapter lori") && strstr(msg, "PEFT LoRA"), "message was: %s", msg);
+    free(msg);
 }
 END_TEST
 
