@@ -710,31 +710,35 @@ static long tasks_extract_examples_v(const tasks_vocab *v, const uint16_t *token
     return count;
 }
 
-// Compares the text of toks[0..n) up to and including its first '\n' with ref[0..nref) (which
-// ends with its '\n'); a token that carries the newline counts up to the newline. 1 when equal.
-// For the reference itself (ref NULL) returns its length up to the '\n', or -1 without one.
-static long tasks_text_to_newline(const tasks_vocab *v, const int *toks, int n, const char *ref, long nref, char *buf, long cap) {
-    long len = 0;
-    for (int i = 0; i < n; i++) {
-        if (toks[i] == v->eot) return -1;
-        size_t bl;
-        char one[1];
-        const char *b = tasks_token_bytes(v, toks[i], &bl, one);
-        for (size_t k = 0; k < bl; k++) {
-            if (ref ? (len >= nref || ref[len] != b[k]) : len >= cap) return -1;
-            if (!ref) buf[len] = b[k];
-            len++;
-            if (b[k] == '\n') return ref ? (len == nref) : len;
-        }
+// The bytes of a token sequence, one at a time: 0..255, -1 at its end, -2 at an EOT token.
+typedef struct {
+    const tasks_vocab *v;
+    const int *t;
+    int n, i;
+    const char *b;
+    size_t len, k;
+    char one[1];
+} tasks_text_iter;
+static int tasks_next_byte(tasks_text_iter *it) {
+    while (it->k >= it->len) {
+        if (it->i >= it->n) return -1;
+        int tok = it->t[it->i++];
+        if (tok == it->v->eot) return -2;
+        it->b = tasks_token_bytes(it->v, tok, &it->len, it->one);
+        it->k = 0;
     }
-    return -1; // no newline: truncated
+    return (unsigned char)it->b[it->k++];
 }
 
+// The two texts, byte by byte, up to the reference's first '\n': equal, with no EOT or end before it.
 static int tasks_exact_match_v(const tasks_vocab *v, const int *generated, int ngen, const int *answer, int nans) {
-    char ref[4096];
-    long nref = tasks_text_to_newline(v, answer, nans, NULL, 0, ref, (long)sizeof(ref));
-    if (nref <= 0) return 0; // not a valid reference answer
-    return tasks_text_to_newline(v, generated, ngen, ref, nref, NULL, 0) == 1;
+    tasks_text_iter a = {v, answer, nans, 0, "", 0, 0, {0}}, g = {v, generated, ngen, 0, "", 0, 0, {0}};
+    for (;;) {
+        int x = tasks_next_byte(&a);
+        if (x < 0) return 0;        // the reference has no newline: not a valid answer
+        if (tasks_next_byte(&g) != x) return 0; // another byte, an EOT, or the generation ended first
+        if (x == '\n') return 1;
+    }
 }
 
 #endif // TASKS_H

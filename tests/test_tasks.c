@@ -553,6 +553,14 @@ START_TEST(test_bpe_extract_and_match) {
     ck_assert_int_eq(tasks_is_stop_v(&v, BPE_POSITIVE), 0);
     ck_assert_int_eq(tasks_is_stop_v(&v, 256), 0);
     ck_assert_int_eq(tasks_is_stop(256), 1);
+    // no length limit on an answer's text (the comparison streams both texts)
+    int *big = malloc(sizeof(int) * 6001), *big2 = malloc(sizeof(int) * 6001);
+    for (int i = 0; i < 6000; i++) big[i] = big2[i] = 'a' + i % 26;
+    big[6000] = big2[6000] = '\n';
+    ck_assert_int_eq(tasks_exact_match_v(&v, big2, 6001, big, 6001), 1);
+    big2[5999] = 'A';
+    ck_assert_int_eq(tasks_exact_match_v(&v, big2, 6001, big, 6001), 0);
+    free(big); free(big2);
 }
 END_TEST
 
