@@ -73,6 +73,11 @@ static int load_state(const char *path, GPT2 *m, AdamW *opt, TrainPos *pos, char
         snprintf(err, errlen, "%s: corrupt header (step, phase, stage, flags, data position or optimizer size out of range)", path);
         free(buf); return -1;
     }
+    if (ad && ad->cfg.kind == ADAPTER_PLORA && h[9] != h[5]) {
+        snprintf(err, errlen, "%s: a PLoRA state after %d unloads without their history (written by an older build): its adapter.bin "
+                 "and PEFT export could not reproduce the run; start again, or use that run's model.bin", path, h[5]);
+        free(buf); return -1;
+    }
     size_t nhist = (size_t)h[9];
     size_t expect = sizeof(h) + (h[6] ? m->num_parameters * 4 : 0) + nad * 4 + (h[7] ? (ad ? ad->nB : 0) : 0) + nhist * nad * 4 + ntot * 8;
     if (size != expect) { snprintf(err, errlen, "%s: %zu bytes, expected %zu (truncated, or a different model)", path, size, expect); free(buf); return -1; }
