@@ -18,7 +18,8 @@ llmc/state.h — the resumable training state, DIR/state.bin (our format; one re
 //   [30] [31] [32] AdamW beta1, beta2, eps (float bits; all 0 in files written before they were
 //   stored: llm.c's 0.9, 0.999, 1e-8)
 //   body: base params (float, if [6]), adapter params (float, nA+nB), mask (nB bytes, if [7]),
-//   PLoRA history (float, nhist x (nA+nB)), m, v
+//   PLoRA history (float, nhist x (nA+nB)), m, v. A PLoRA state's history has one entry per unload
+//   ([9] == [5]); one without (older builds) is refused: its exports could not reproduce the run.
 
 typedef struct {
     int step, phase;
