@@ -101,6 +101,7 @@ test_dist: train_lora tests/dist_compare.h
 # the same comparison as a tool, for tests/test_dist_gpu.sh on a GPU machine
 dist_compare: tests/dist_compare.c tests/dist_compare.h train_gpt2.c $(HEADERS)
 	$(CC) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
+test_train: merge_adapters
 
 # the reference GPT-2 encoder of test_bpe (npm's gpt-3-encoder) in build/npm; never fails
 npm-ref:

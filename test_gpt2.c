@@ -198,38 +198,60 @@ static double f_adapted(void *p) {
     lowrank_forward_f64(c->y, c->u, c->x, c->A, c->B, c->drop, c->s, c->N, c->in, c->out, c->r);
     return dot_d(c->y, c->w, (size_t)c->N * c->out);
 }
+static float *single_W(void *ctx, int l, int t) { (void)l; (void)t; return ctx; }
 static void check_adapted_linear(int variant, int with_drop) {
-    // variant: 0 LoRA, 1 LoRI-D, 2 LoRI-S, 3 PLoRA (after an unload with momentum 0.5)
-    ACtx c = {0}; c.N = 5; c.in = 6; c.out = 7; c.r = 3; c.s = 2.0 / 3;
-    c.x = drand_array(30); c.W = drand_array(42); c.b = drand_array(7); c.A = drand_array(18); c.B = drand_array(21);
-    c.w = drand_array(35); c.y = calloc(35, 8); c.u = calloc(15, 8);
-    if (with_drop) { c.drop = calloc(30, 8); for (int i = 0; i < 30; i++) c.drop[i] = rng_uniform(&g_rng) < 0.7 ? 1 / 0.7 : 0; }
+    // variant: 0 LoRA, 1 LoRI-D, 2 LoRI-S, 3 PLoRA (after lora/adapter.h's own unload, momentum 0.5)
+    ACtx c = {0}; c.N = 5; c.in = 6; c.out = variant == 3 ? 6 : 7; c.r = 3; c.s = 2.0 / 3;
+    int nx = c.N * c.in, nW = c.out * c.in, nA = c.r * c.in, nB = c.out * c.r, ny = c.N * c.out;
+    c.x = drand_array(nx); c.W = drand_array(nW); c.b = drand_array(c.out); c.A = drand_array(nA); c.B = drand_array(nB);
+    c.w = drand_array(ny); c.y = calloc(ny, 8); c.u = calloc(c.N * c.r, 8);
+    if (with_drop) { c.drop = calloc(nx, 8); for (int i = 0; i < nx; i++) c.drop[i] = rng_uniform(&g_rng) < 0.7 ? 1 / 0.7 : 0; }
     uint8_t mask[21];
-    if (variant == 2) for (int i = 0; i < 21; i++) { mask[i] = rng_uniform(&g_rng) < 0.4; if (!mask[i]) c.B[i] = 0; }
-    if (variant == 3) { // W += (1-m) s B A; A, B *= sqrt(m): the function is preserved
-        double before = f_adapted(&c), m = 0.5;
-        for (int o = 0; o < 7; o++) for (int i = 0; i < 6; i++) {
-            double acc = 0; for (int j = 0; j < 3; j++) acc += c.B[o * 3 + j] * c.A[j * 6 + i];
-            c.W[o * 6 + i] += (1 - m) * c.s * acc;
-        }
-        for (int i = 0; i < 18; i++) c.A[i] *= sqrt(m);
-        for (int i = 0; i < 21; i++) c.B[i] *= sqrt(m);
+    if (variant == 2) for (int i = 0; i < nB; i++) { mask[i] = rng_uniform(&g_rng) < 0.4; if (!mask[i]) c.B[i] = 0; } // B ⊙ M
+    if (variant == 3) {
+        // the trainer's unload on a float adapter with one slot (attn_proj: in = out = C = 6) holding W, A, B:
+        // W += (1-m) s B A, A and B scaled by sqrt(m): the function is preserved up to float rounding
+        AdapterConfig ac = {ADAPTER_PLORA, 3, 2.0f, 0, 0.0f, 1 << T_ATTPROJ, INIT_KAIMING, 5};
+        Adapter ad;
+        char err[256];
+        ck_assert_int_eq(adapter_create(&ad, &ac, 1, 6, err, sizeof(err)), 0);
+        float Wf[36];
+        c.s = ad.scale;
+        for (int i = 0; i < nW; i++) c.W[i] = Wf[i] = (float)c.W[i];
+        for (int i = 0; i < nA; i++) c.A[i] = adapter_A(&ad, 0)[i] = (float)c.A[i];
+        for (int i = 0; i < nB; i++) c.B[i] = adapter_B(&ad, 0)[i] = (float)c.B[i];
+        double before = f_adapted(&c);
+        ck_assert_int_eq(plora_unload(&ad, single_W, Wf, 0.5f), 0);
+        for (int i = 0; i < nW; i++) c.W[i] = Wf[i];
+        for (int i = 0; i < nA; i++) c.A[i] = adapter_A(&ad, 0)[i];
+        for (int i = 0; i < nB; i++) c.B[i] = adapter_B(&ad, 0)[i];
+        ck_assert_int_eq(ad.nhist, 1);
         // (with dropout the adapter sees drop(x) and W sees x: the function is preserved at eval time only)
-        if (!with_drop) ck_assert_double_le(fabs(f_adapted(&c) - before), 1e-12 * (1 + fabs(before)));
+        // float rounding of W's update and of the scaled factors: ~1e-7 relative on sums of a few O(1) terms
+        if (!with_drop) ck_assert_double_le(fabs(f_adapted(&c) - before), 1e-5 * (1 + fabs(before)));
+        adapter_free(&ad);
     }
     f_adapted(&c);
-    double *dx = calloc(30, 8), *dA = calloc(18, 8), *dB = calloc(21, 8), *du = calloc(15, 8), *fd = calloc(30, 8);
+    double *dx = calloc(nx, 8), *dA = calloc(nA, 8), *dB = calloc(nB, 8), *du = calloc(c.N * c.r, 8), *fd = calloc(nx > nB ? nx : nB, 8);
     int trains_A = variant == 0 || variant == 3;
     matmul_backward_ref_f64(dx, NULL, NULL, c.w, c.x, c.W, c.N, c.in, c.out);
     lowrank_backward_f64(dx, trains_A ? dA : NULL, dB, du, c.w, c.x, c.u, c.A, c.B, c.drop, c.s, c.N, c.in, c.out, c.r);
-    fd_grad(c.x, 30, f_adapted, &c, fd); ck_assert_double_le(max_rel_err(dx, fd, 30), FD_TOL);
-    fd_grad(c.B, 21, f_adapted, &c, fd);
-    if (variant == 2) { // LoRI-S: only the mask's entries train; compare there
-        for (int i = 0; i < 21; i++) if (!mask[i]) fd[i] = dB[i] = 0;
+    fd_grad(c.x, nx, f_adapted, &c, fd); ck_assert_double_le(max_rel_err(dx, fd, nx), FD_TOL);
+    fd_grad(c.B, nB, f_adapted, &c, fd);
+    // every entry of dB, masked ones included: their B is 0 but the loss depends on them, and dB there
+    // is the true gradient; only the optimizer restricts LoRI-S to the mask (test_frozen_base_and_lori_invariants)
+    ck_assert_double_le(max_rel_err(dB, fd, nB), FD_TOL);
+    if (variant == 2) { // and the mask's entries, what LoRI-S trains, on their own scale
+        double kd[21], kf[21];
+        int nk = 0;
+        for (int i = 0; i < nB; i++) if (mask[i]) { kd[nk] = dB[i]; kf[nk++] = fd[i]; }
+        ck_assert_int_gt(nk, 0);
+        ck_assert_double_le(max_rel_err(kd, kf, nk), FD_TOL);
     }
-    ck_assert_double_le(max_rel_err(dB, fd, 21), FD_TOL);
-    if (trains_A) { fd_grad(c.A, 18, f_adapted, &c, fd); ck_assert_double_le(max_rel_err(dA, fd, 18), FD_TOL); }
-    else for (int i = 0; i < 18; i++) ck_assert(dA[i] == 0.0); // LoRI: A frozen, no gradient computed
+    if (trains_A) { fd_grad(c.A, nA, f_adapted, &c, fd); ck_assert_double_le(max_rel_err(dA, fd, nA), FD_TOL); }
+    else for (int i = 0; i < nA; i++) ck_assert(dA[i] == 0.0); // LoRI: A frozen, no gradient computed
+    free(c.x); free(c.W); free(c.b); free(c.A); free(c.B); free(c.w); free(c.y); free(c.u); free(c.drop);
+    free(dx); free(dA); free(dB); free(du); free(fd);
 }
 START_TEST(test_fd_adapted_linear) {
     for (int v = 0; v < 4; v++) { check_adapted_linear(v, 0); check_adapted_linear(v, 1); }
@@ -468,7 +490,8 @@ END_TEST
 START_TEST(test_reference_script_reproduces) {
     // the committed dump must be what dev/gpt2_reference.py produces (needs Debian's python3-torch)
     if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
-        printf("note: /usr/bin/python3 has no torch (apt-get install python3-torch): reproduction check skipped\n");
+        fprintf(stderr, "\n*** SKIP: dev/gpt2_reference.py --check did NOT run: /usr/bin/python3 has no torch "
+                        "(apt-get install python3-torch); the committed dump %s is used unverified ***\n\n", REF_DUMP);
         return;
     }
     ck_assert_int_eq(system("/usr/bin/python3 dev/gpt2_reference.py --check"), 0);
@@ -809,39 +832,181 @@ static int numerical_rank(const double *M, int rows, int cols, double rel_tol) {
     return rank;
 }
 
+// PLoRA's stage boundary through the CPU backend's unload (lora/adapter.h + the moments reset):
+// m = 0 redraws A and zeroes B; m > 0 keeps A (scaled, not redrawn): by sqrt(m) (ours, the function is
+// preserved) or by m (the write-up's: the model becomes base + (1 - m + m^2) s B A); the moments
+// and the bias correction restart at every unload; every stage lands in the history.
 START_TEST(test_plora_unload) {
     GPT2 m = tiny_model();
     RefDump r;
     load_ref(&r, m.num_parameters, m.config.padded_vocab_size);
-    float *orig = malloc(m.num_parameters * 4);
+    float *orig = malloc(m.num_parameters * 4), *pre = malloc(m.num_parameters * 4);
     memcpy(orig, m.params_memory, m.num_parameters * 4);
     Adapter ad = make_adapter(ADAPTER_PLORA, &m, 15);
     gpt2_setup_training(&m, &ad, r.B, r.T);
     AdamW opt;
     adamw_setup(&opt, &m);
-    size_t n = (size_t)r.B * r.T * m.config.padded_vocab_size;
-    float *before = malloc(n * 4);
-    float ms[2] = {0.0f, 0.5f};
-    for (int stage = 0; stage < 2; stage++) {
+    Backend be = cpu_backend;
+    be.model = &m; be.opt = &opt;
+    size_t n = (size_t)r.B * r.T * m.config.padded_vocab_size, np = ad.nA + ad.nB;
+    float *before = malloc(n * 4), *want = malloc(n * 4), *p0 = malloc(np * 4);
+    float ms[3] = {0.0f, 0.5f, 0.5f};
+    PLoRAMomentum modes[3] = {PLORA_SQRT, PLORA_SQRT, PLORA_WRITEUP};
+    for (int stage = 0; stage < 3; stage++) {
+        float mo = ms[stage];
         train_steps(&m, &opt, &r, 20, 1e-2f, 0.0f);
+        ck_assert_int_gt(opt.t, 0);
         gpt2_forward(&m, r.x, r.y, NULL, r.B, r.T);
         memcpy(before, m.acts.logits, n * 4);
-        plora_unload(&ad, gpt2_slot_weight, &m, ms[stage]);
-        if (ms[stage] == 0) adamw_reset_moments(&opt);
+        memcpy(p0, ad.params, np * 4);
+        memcpy(pre, m.params_memory, m.num_parameters * 4);
+        if (modes[stage] == PLORA_WRITEUP) { // the expected model: base + (1 - m + m^2) s B A, without the adapter
+            for (int s = 0; s < ad.nslots; s++) adapter_fold(&ad, s, gpt2_slot_weight(&m, ad.slot_layer[s], ad.slot_target[s]), 1.0f - mo + mo * mo);
+            m.adapter = NULL;
+            gpt2_forward(&m, r.x, r.y, NULL, r.B, r.T);
+            memcpy(want, m.acts.logits, n * 4);
+            m.adapter = &ad;
+            memcpy(m.params_memory, pre, m.num_parameters * 4);
+        }
+        ad.plora_mode = modes[stage];
+        be.plora_unload(&be, mo);
+        ck_assert_int_eq(ad.stage, stage + 1);
+        ck_assert_int_eq(ad.nhist, stage + 1);
+        ck_assert_int_eq(opt.t, 0);
+        for (size_t i = 0; i < opt.total; i++) ck_assert(opt.m[i] == 0.0f && opt.v[i] == 0.0f);
+        if (mo == 0) {
+            for (size_t i = 0; i < ad.nB; i++) ck_assert(ad.params[ad.nA + i] == 0.0f);
+            ck_assert_msg(memcmp(p0, ad.params, ad.nA * 4) != 0, "m = 0: A must be redrawn");
+        } else {
+            float k = modes[stage] == PLORA_WRITEUP ? mo : sqrtf(mo);
+            for (size_t i = 0; i < np; i++) ck_assert_msg(ad.params[i] == k * p0[i], "m > 0: A and B are scaled by %g, not redrawn", k);
+        }
         gpt2_forward(&m, r.x, r.y, NULL, r.B, r.T);
-        double d = max_abs_diff_f(before, m.acts.logits, n);
-        printf("PLoRA unload (momentum %g): logits max |diff| %.3g\n", ms[stage], d);
-        ck_assert_double_le(d, 1e-5); // function-preserving up to float rounding
+        double d = max_abs_diff_f(modes[stage] == PLORA_WRITEUP ? want : before, m.acts.logits, n);
+        double moved = max_abs_diff_f(before, m.acts.logits, n);
+        printf("PLoRA unload (momentum %g, %s): logits max |diff| %.3g against the expected model (%.3g from before)\n", mo,
+               plora_momentum_names[modes[stage]], d, moved);
+        ck_assert_double_le(d, 1e-5); // float rounding
+        if (modes[stage] == PLORA_WRITEUP) ck_assert_double_gt(moved, 1e-3); // the write-up's unload changes the function
     }
-    // the accumulated update of a layer has rank above r after two stages
+    // the accumulated update of a layer has rank above r after the stages
     int C = m.config.channels, rows = 3 * C;
     double *dW = malloc(sizeof(double) * rows * C);
     for (int i = 0; i < rows * C; i++) dW[i] = (double)m.params.qkvw[i] - (double)(orig + (m.params.qkvw - m.params_memory))[i];
     int rank = numerical_rank(dW, rows, C, 1e-4);
-    printf("PLoRA: rank of the accumulated qkv update after 2 stages: %d (r = %d)\n", rank, ad.cfg.rank);
+    printf("PLoRA: rank of the accumulated qkv update after 3 stages: %d (r = %d)\n", rank, ad.cfg.rank);
     ck_assert_int_gt(rank, ad.cfg.rank);
-    free(dW); free(before); free(orig);
+    free(dW); free(before); free(want); free(p0); free(orig); free(pre);
     adamw_free(&opt); adapter_free(&ad);
+    gpt2_free(&m);
+}
+END_TEST
+
+// The KV-cache inference path (infer_step: its own matvec, attention over the cache, GELU; what
+// every sample and exact-match score runs on) against the full forward (gpt2_forward), at every
+// position of every row: the base; LoRA (trained-looking B, all four targets) with the forward's
+// adapter unmerged (ad.merge = 0) and merged (1), the KV path on the effective parameters (the
+// adapter folded in, as sampling and scoring use). Then gpt2_generate's greedy tokens are the
+// argmax of the full forward over prompt + generation.
+START_TEST(test_kv_cache_matches_forward) {
+    GPT2 m = tiny_model();
+    RefDump r;
+    load_ref(&r, m.num_parameters, m.config.padded_vocab_size);
+    GPT2Config c = m.config;
+    int V = c.vocab_size, Vp = c.padded_vocab_size;
+    Adapter ad = make_adapter(ADAPTER_LORA, &m, 15);
+    for (size_t i = 0; i < ad.nB; i++) ad.params[ad.nA + i] = 0.1f * (float)urand();
+    float *scratch = NULL;
+    InferState st;
+    infer_init(&st, &c);
+    for (int v = 0; v < 3; v++) {
+        gpt2_setup_training(&m, v ? &ad : NULL, r.B, r.T);
+        if (v) { ad.merge = v - 1; ad.training = 0; ck_assert_int_eq(adapter_alloc_acts(&ad, r.B * r.T), 0); }
+        gpt2_forward(&m, r.x, NULL, NULL, r.B, r.T);
+        if (v) for (int s = 0; s < ad.nslots; s++) ck_assert_int_eq(ad.merged[s], v - 1);
+        ParameterTensors p;
+        point_parameters(&p, (float *)gpt2_effective_params(&m, &scratch), m.param_sizes);
+        double d = 0, mx = 0;
+        for (int b = 0; b < r.B; b++) {
+            st.len = 0;
+            for (int t = 0; t < r.T; t++) {
+                infer_step(&c, &p, &st, r.x[b * r.T + t], 1);
+                const float *full = m.acts.logits + ((size_t)b * r.T + t) * Vp;
+                for (int k = 0; k < V; k++) { d = fmax(d, fabs(st.logits[k] - full[k])); mx = fmax(mx, fabs(full[k])); }
+            }
+        }
+        printf("KV cache vs full forward (%s): logits max |diff| %.3g (max |logit| %.3g) over %d x %d positions\n",
+               v == 0 ? "base" : v == 1 ? "LoRA unmerged" : "LoRA merged", d, mx, r.B, r.T);
+        ck_assert_double_le(d, 1e-6); // logits below 1, float sums in another order (measured ~1.4e-7)
+        if (v == 2) ck_assert_double_gt(max_abs_diff_f(p.qkvw, m.params.qkvw, (size_t)3 * c.channels * c.channels), 0); // the adapter is in
+    }
+    // greedy generation = the argmax of the full forward at each generated position
+    ParameterTensors p;
+    point_parameters(&p, (float *)gpt2_effective_params(&m, &scratch), m.param_sizes);
+    int np = 4, gen[64], seq[64];
+    uint64_t rng = 0;
+    int ng = gpt2_generate(&c, &p, &st, r.x, np, c.max_seq_len - np, 0.0f, &rng, NULL, gen);
+    ck_assert_int_eq(ng, c.max_seq_len - np); // no stop set: up to the context's end
+    for (int i = 0; i < np; i++) seq[i] = r.x[i];
+    for (int i = 0; i < ng; i++) seq[np + i] = gen[i];
+    int len = np + ng - 1;
+    gpt2_setup_training(&m, &ad, 1, len);
+    gpt2_forward(&m, seq, NULL, NULL, 1, len);
+    for (int k = 0; k < ng; k++) {
+        const float *lg = m.acts.logits + (size_t)(np - 1 + k) * Vp;
+        int best = 0;
+        for (int i = 1; i < V; i++) if (lg[i] > lg[best]) best = i;
+        ck_assert_msg(gen[k] == best, "generated token %d is %d, the full forward's argmax %d", k, gen[k], best);
+    }
+    infer_free(&st);
+    free(scratch);
+    m.adapter = NULL;
+    adapter_free(&ad);
+    gpt2_free(&m);
+}
+END_TEST
+
+// --ref-kernels covers the adapter: the adapted linears then run kernels/layers.h's lowrank_forward /
+// lowrank_backward (counted), never merged, and give the fast path's loss and adapter gradients, with
+// dropout (the same draws) and for LoRI (A frozen).
+START_TEST(test_ref_kernels_adapter_path) {
+    GPT2 m = tiny_model();
+    RefDump r;
+    load_ref(&r, m.num_parameters, m.config.padded_vocab_size);
+    AdapterKind kinds[2] = {ADAPTER_LORA, ADAPTER_LORI};
+    for (int k = 0; k < 2; k++) {
+        Adapter ad = make_adapter(kinds[k], &m, 15);
+        for (size_t i = 0; i < ad.nB; i++) ad.params[ad.nA + i] = 0.05f * (float)urand();
+        ad.cfg.dropout = 0.2f;
+        gpt2_setup_training(&m, &ad, r.B, r.T);
+        ck_assert_ptr_nonnull(ad.drop);
+        ad.training = 1;
+        size_t ng = ad.nA + ad.nB;
+        float *g[2], loss[2];
+        for (int pass = 0; pass < 2; pass++) {
+            g_use_ref_kernels = pass;
+            ad.drop_rng = 99;
+            ad.merge = -1;
+            long long calls = g_ref_lowrank_calls;
+            gpt2_forward(&m, r.x, r.y, NULL, r.B, r.T);
+            gpt2_zero_grad(&m);
+            gpt2_backward(&m, NULL, 1.0f / (r.B * r.T));
+            // forward and backward of every slot through the reference in pass 1, none in pass 0
+            ck_assert_int_eq(g_ref_lowrank_calls - calls, pass ? 2 * ad.nslots : 0);
+            if (pass) for (int s = 0; s < ad.nslots; s++) ck_assert_int_eq(ad.merged[s], 0);
+            loss[pass] = m.mean_loss;
+            g[pass] = malloc(ng * 4); memcpy(g[pass], ad.grads, ng * 4);
+        }
+        g_use_ref_kernels = 0;
+        double dg = max_abs_diff_f(g[0], g[1], ng), sg = max_abs_f(g[0], ng);
+        printf("%s with dropout, fast vs --ref-kernels: loss %.3g, adapter grads %.3g (scale %.3g)\n",
+               variant_of(kinds[k])->name, fabs(loss[0] - loss[1]), dg, sg);
+        ck_assert_double_le(fabs(loss[0] - loss[1]), 1e-6);
+        ck_assert_double_le(dg, 1e-5 * sg + 1e-12); // as test_adapter_merged_vs_unmerged
+        free(g[0]); free(g[1]);
+        m.adapter = NULL;
+        adapter_free(&ad);
+    }
     gpt2_free(&m);
 }
 END_TEST
@@ -888,6 +1053,34 @@ START_TEST(test_descriptors_and_schedules) {
 }
 END_TEST
 
+// AdamW's hyperparameters (--beta1, --beta2, --eps) enter the step as PyTorch's formula says,
+// recomputed here in double for two steps of one value; the defaults are llm.c's CPU values.
+START_TEST(test_adamw_hyperparameters) {
+    TrainConfig c;
+    config_defaults(&c);
+    ck_assert(c.beta1 == 0.9f && c.beta2 == 0.999f && c.eps == 1e-8f);
+    float p = 1.0f, g = 0.5f;
+    AdamW o;
+    memset(&o, 0, sizeof(o));
+    adamw_add(&o, &p, &g, 1, NULL, 1);
+    adamw_alloc(&o);
+    ck_assert(o.beta1 == 0.9f && o.beta2 == 0.999f && o.eps == 1e-8f);
+    o.beta1 = 0.8f; o.beta2 = 0.95f; o.eps = 1e-2f;
+    double pd = 1, m = 0, v = 0, lr = 0.1, wd = 0.05;
+    for (int t = 1; t <= 2; t++) {
+        double gd = t == 1 ? 0.5 : -0.25;
+        g = (float)gd;
+        adamw_step(&o, (float)lr, (float)wd, 1.0f);
+        m = 0.8 * m + 0.2 * gd; v = 0.95 * v + 0.05 * gd * gd;
+        double mhat = m / (1 - pow(0.8, t)), vhat = v / (1 - pow(0.95, t));
+        pd -= lr * (mhat / (sqrt(vhat) + 1e-2) + wd * pd);
+        printf("AdamW step %d (beta1 0.8, beta2 0.95, eps 1e-2): %.9f vs %.9f\n", t, p, pd);
+        ck_assert_double_le(fabs(p - pd), 1e-6);
+    }
+    adamw_free(&o);
+}
+END_TEST
+
 START_TEST(test_cli_validation) {
     TrainConfig c;
     char *ok[] = {"prog", "-b", "8", "--rank=4", "--rslora", "-l", "1e-3"};
@@ -905,6 +1098,15 @@ START_TEST(test_cli_validation) {
     char *bad3[] = {"prog", "--no-such-flag"};
     config_defaults(&c);
     ck_assert_int_eq(parse_args(&c, 2, bad3), -1);
+    char *bad5[] = {"prog", "--beta2", "1"}, *bad6[] = {"prog", "--eps", "0"}, *bad7[] = {"prog", "--plora-momentum-mode", "m2"};
+    char **bads[3] = {bad5, bad6, bad7};
+    for (int k = 0; k < 3; k++) { config_defaults(&c); ck_assert_int_eq(parse_args(&c, 3, bads[k]), 0); ck_assert_int_eq(validate_args(&c), -1); }
+    char *ok2[] = {"prog", "--beta1", "0.85", "--beta2=0.95", "--eps", "1e-6", "--plora-momentum-mode", "writeup"};
+    config_defaults(&c);
+    ck_assert_int_eq(parse_args(&c, 8, ok2), 0);
+    ck_assert_int_eq(validate_args(&c), 0);
+    ck_assert(c.beta1 == 0.85f && c.beta2 == 0.95f && c.eps == 1e-6f);
+    ck_assert(opt_given(&c, "beta2") && !opt_given(&c, "rank"));
     char *bad4[] = {"prog", "-b", "0"};
     config_defaults(&c);
     parse_args(&c, 3, bad4);
@@ -944,6 +1146,7 @@ static Suite *gpt2_suite(void) {
     tcase_add_test(model, test_overfit_one_batch);
     tcase_add_test(model, test_descriptors_and_schedules);
     tcase_add_test(model, test_cli_validation);
+    tcase_add_test(model, test_adamw_hyperparameters);
     suite_add_tcase(s, model);
     TCase *files = tcase_create("files");
     tcase_add_test(files, test_checkpoint_roundtrip_and_bf16);
@@ -957,6 +1160,8 @@ static Suite *gpt2_suite(void) {
     tcase_add_test(adapters, test_adapter_merged_vs_unmerged);
     tcase_add_test(adapters, test_frozen_base_and_lori_invariants);
     tcase_add_test(adapters, test_plora_unload);
+    tcase_add_test(adapters, test_kv_cache_matches_forward);
+    tcase_add_test(adapters, test_ref_kernels_adapter_path);
     suite_add_tcase(s, adapters);
     return s;
 }

@@ -149,9 +149,37 @@ static int gpt2_setup_training(GPT2 *m, Adapter *ad, int B, int T) {
 }
 
 
+// --ref-kernels: the adapter through kernels/layers.h's lowrank_forward / lowrank_backward (the plain
+// loops the finite-difference tests check), never merged, with the same dropout draws as the fast path.
+static long long g_ref_lowrank_calls = 0; // forwards and backwards run by the reference (for the tests)
+static void adapter_forward_ref(Adapter *ad, int l, int t, float *out, const float *inp, int N) {
+    int s = ad->slot_of[l][t];
+    if (s < 0) return;
+    int r = ad->cfg.rank;
+    ad->merged[s] = 0;
+    const float *dm = adapter_draw_dropout(ad, s, N);
+    lowrank_forward(out, ad->u + (size_t)s * ad->N * r, inp, adapter_A(ad, s), adapter_B(ad, s), dm, ad->scale, N,
+                    ad->slot_in[s], ad->slot_out[s], r);
+    g_ref_lowrank_calls++;
+}
+static void adapter_backward_ref(Adapter *ad, int l, int t, float *dinp, const float *dout, const float *inp, int N) {
+    int s = ad->slot_of[l][t];
+    if (s < 0) return;
+    int r = ad->cfg.rank;
+    lowrank_backward(dinp, adapter_trains_A(ad) ? ad->grads + ad->a_off[s] : NULL, ad->grads + ad->nA + ad->b_off[s], ad->du,
+                     dout, inp, ad->u + (size_t)s * ad->N * r, adapter_A(ad, s), adapter_B(ad, s), adapter_dropout_of(ad, s),
+                     ad->scale, N, ad->slot_in[s], ad->slot_out[s], r);
+    g_ref_lowrank_calls++;
+}
+
 // y = x W^T + b (+ the adapter's s·B A drop(x) when slot (l,t) is adapted)
 static void linear_forward(GPT2 *m, int l, int t, float *out, const float *inp, const float *W, const float *b,
                            int N, int C, int OC) {
+    if (m->adapter && g_use_ref_kernels) {
+        matmul_forward(out, inp, W, b, N, C, OC);
+        adapter_forward_ref(m->adapter, l, t, out, inp, N);
+        return;
+    }
     const float *Wf = W; // with an adapter, maybe W + s B A (see lora/adapter.h: merged execution)
     if (m->adapter) PROF(PC_LORA, Wf = adapter_forward_weight(m->adapter, l, t, W, N));
     PROF(PC_MATMUL, matmul_forward(out, inp, Wf, b, N, C, OC));
@@ -164,7 +192,8 @@ static void linear_backward(GPT2 *m, int l, int t, float *dinp, float *dW, float
                             const float *inp, const float *W, int N, int C, int OC) {
     if (dinp) PROF(PC_MATMUL, matmul_backward_input(dinp, dout, m->adapter ? adapter_backward_weight(m->adapter, l, t, W) : W, N, C, OC));
     if (dW || db) PROF(PC_WGRAD, matmul_backward(NULL, dW, db, dout, inp, W, N, C, OC));
-    if (m->adapter) PROF(PC_LORA, adapter_backward(m->adapter, l, t, dinp, dout, inp, N));
+    if (m->adapter && g_use_ref_kernels) adapter_backward_ref(m->adapter, l, t, dinp, dout, inp, N);
+    else if (m->adapter) PROF(PC_LORA, adapter_backward(m->adapter, l, t, dinp, dout, inp, N));
 }
 
 // Forward pass. inputs, targets are (B,T); targets may be NULL (no loss). mask (B,T) may be NULL:
@@ -390,8 +419,9 @@ static void cpu_adamw_step(Backend *be, float lr, float weight_decay, float gsca
     PROF(PC_OPT, adamw_step(be->opt, lr, weight_decay, gscale));
 }
 static void cpu_plora_unload(Backend *be, float m) {
-    plora_unload(be->model->adapter, gpt2_slot_weight, be->model, m);
-    if (m == 0) adamw_reset_moments(be->opt);
+    // the history's room was reserved at set-up (llmc/train.h), so this cannot run out of memory
+    if (plora_unload(be->model->adapter, gpt2_slot_weight, be->model, m) != 0) die("PLoRA: out of memory for the stage history");
+    adamw_reset_moments(be->opt); // at every unload, m or not (lora/adapter.h says why)
 }
 static void cpu_end_step(Backend *be) { (void)be; g_prof_on = 0; }
 static void cpu_free(Backend *be) { free(be->grad_bucket); be->grad_bucket = NULL; be->grad_bucket_n = 0; }

@@ -545,6 +545,9 @@ float gpu_grad_norm(GPUModel *m) { return ON_MODEL(m, (prof_mark(M.prof, PC_OPT)
 void gpu_adamw_step(GPUModel *m, float lr, float wd, float gscale, int t) {
     ON_MODEL(m, (prof_mark(M.prof, PC_OPT), opt_step(M.opt, lr, wd, gscale, t, M.st)));
 }
+void gpu_set_adamw(GPUModel *m, float beta1, float beta2, float eps) {
+    ON_MODEL(m, (M.opt.b1 = beta1, M.opt.b2 = beta2, M.opt.eps = eps));
+}
 void gpu_plora_fold(GPUModel *m, float factor) {
     ON_MODEL(m, (M.ad.on && M.params.p32 ? adapter_fold(M.ad, M.params, &M.gc, factor, M.st) : (void)0));
 }

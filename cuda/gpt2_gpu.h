@@ -72,6 +72,7 @@ int gpu_forward_backward(GPUModel *m, const int *inputs, const int *targets, con
                          float *loss, long *count);
 float gpu_grad_norm(GPUModel *m);
 void gpu_adamw_step(GPUModel *m, float lr, float weight_decay, float gscale, int t);
+void gpu_set_adamw(GPUModel *m, float beta1, float beta2, float eps);  // default 0.9, 0.999, 1e-8 (llm.c's CPU values)
 // PLoRA: W += factor * s * B A for every adapted slot, on the device (one product per slot)
 void gpu_plora_fold(GPUModel *m, float factor);
 

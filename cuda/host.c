@@ -110,6 +110,7 @@ static void gpu_be_load(Backend *be) {
         gpu_set_dropout(gm, ad->drop_rng, 1);
     }
     if (gpu_opt_setup(gm) != 0) die("GPU: %s", gpu_error(gm));
+    gpu_set_adamw(gm, be->opt->beta1, be->opt->beta2, be->opt->eps);
     if (gpu_opt_size(gm) != be->opt->total) die("internal: GPU optimizer has %zu entries, the host's %zu", gpu_opt_size(gm), be->opt->total);
     gpu_opt_set(gm, be->opt->m, be->opt->v);
 }
@@ -163,16 +164,17 @@ static void gpu_be_adamw_step(Backend *be, float lr, float weight_decay, float g
 }
 
 // lora/adapter.h's plora_unload with the fold on the device: W += (1 - m) s B A, then the same
-// re-initialisation of the adapter on the host (scale A, B by sqrt(m), or redraw A and zero B).
+// history record and re-initialisation of the adapter on the host (scale A, B by sqrt(m) or m, or
+// redraw A and zero B). The history's room was reserved at set-up (llmc/train.h).
 static void gpu_plora_unload(GPUModel *gm, Adapter *ad, float m) {
     gpu_get_adapter(gm, ad->params);
     gpu_plora_fold(gm, 1.0f - m);
-    plora_restart(ad, m);
+    if (plora_restart(ad, m) != 0) die("PLoRA: out of memory for the stage history");
     gpu_set_adapter(gm, ad->params);
 }
 static void gpu_be_plora_unload(Backend *be, float m) {
     gpu_plora_unload(gpu_of(be), be->model->adapter, m);
-    if (m == 0) { gpu_opt_reset(gpu_of(be)); be->opt->t = 0; }
+    gpu_opt_reset(gpu_of(be)); be->opt->t = 0; // at every unload, m or not (lora/adapter.h says why)
 }
 static void gpu_be_end_step(Backend *be) { gpu_synchronize(gpu_of(be)); }
 static void gpu_be_report_setup(Backend *be) {

@@ -240,6 +240,7 @@ template <typename T> struct Optimizer {
     size_t total = 0;
     double *norm = nullptr; // the squared gradient norm (device)
     int num_sms = 0;
+    float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f; // --beta1, --beta2, --eps (gpu_set_adamw; llm.c's CPU values)
 };
 
 // the groups from what trains now, moments zeroed (at a start and at LoRI-S's new mask, never in a step)
@@ -286,7 +287,7 @@ template <typename T> float opt_grad_norm(Optimizer<T> &o, bool fresh, cudaStrea
 
 // one AdamW step at time t (bias corrections) on gradients scaled by gscale (clipping)
 template <typename T> void opt_step(Optimizer<T> &o, float lr, float wd, float gscale, int t, cudaStream_t st) {
-    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    const float b1 = o.b1, b2 = o.b2, eps = o.eps;
     float bc1 = 1.0f - powf(b1, (float)t), bc2 = 1.0f - powf(b2, (float)t);
     size_t base = 0;
     for (const auto &g : o.groups) {

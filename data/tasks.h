@@ -45,12 +45,20 @@ Splits. An example's split (train / val / test) is a function of its task and pr
 two splits of a task, under any seed. val and test hold distinct prompts; train is drawn i.i.d.
 from its part of the space (a prompt may repeat there). The seed decides which examples are drawn.
 
-Exact match. Generation starts right after the prompt and stops at the first '\n' or EOT, or
-after a maximum length. tasks_exact_match(generated, ngen, answer, nans) is 1 iff generated
-contains a '\n' with no EOT before it, and generated[0..k] (k = index of the first '\n', the '\n'
-included) equals answer[0..nans) — which ends with its '\n'. Tokens after the first '\n' are
-ignored. Hence: stopping at EOT or at the length limit before any '\n' is wrong (truncated), and
-any extra or missing token before the '\n' is wrong.
+Exact match. Generation starts right after the prompt and stops at the first token with a
+newline or EOT, or after a maximum length. tasks_exact_match(generated, ngen, answer, nans) is 1
+iff generated contains a '\n' with no EOT before it, and generated[0..k] (k = index of the first
+'\n', the '\n' included) equals answer[0..nans) — which ends with its '\n'. Tokens after the first
+'\n' are ignored. Hence: stopping at EOT or at the length limit before any '\n' is wrong
+(truncated), and any extra or missing token before the '\n' is wrong.
+
+Any tokenizer (the _v functions, a tasks_vocab: GPT-2's BPE shards from dev/data/jsonl_to_shards.py
+as well as bytes): the same rules on the TEXT. The answer's end is its first token with a newline
+in its bytes (a newline merged into another token, as BPE's "\n\n" or " \n", counts); the
+reference is the answer's text up to and including its first '\n'; a generation is correct iff
+its text up to and including its first '\n' equals it, with no EOT before. Different token
+sequences with the same text are the same answer. Prompts may contain newlines (the mask, not a
+newline, separates prompt and answer).
 */
 #ifndef TASKS_H
 #define TASKS_H
@@ -103,15 +111,39 @@ static int tasks_present(const char *dir);
 static int tasks_index(const char *name);
 // "dir/T_split.bin" into buf; -1 if it does not fit.
 static int tasks_shard_path(char *buf, size_t cap, const char *dir, const char *task, const char *split);
+// Any tokenizer: what the extractor and the scorer need to know of a vocabulary. The answer's end
+// is found by token: a token "has a newline" when its bytes contain '\n' (GPT-2's BPE has "\n",
+// "\n\n", " \n", ...: a newline merged into another token counts); EOT is the tokenizer's id.
+//   text == NULL: byte-level, the embedded suite's tokenizer (id b < 256 is the byte b, TASKS_EOT)
+//   text != NULL: text[id] is token id's bytes, NUL-terminated (llm.c's tokenizer.bin as
+//                 data/dataloader.h's Tokenizer reads it: t.table, t.eot, t.vocab_size); an empty
+//                 string stands for the one-byte token "\0" (tokens are never empty)
+typedef struct {
+    int eot, vocab_size;
+    const char *const *text;
+} tasks_vocab;
+static const tasks_vocab tasks_byte_vocab = {TASKS_EOT, TASKS_VOCAB, NULL};
+
 // The documents of a masked shard as examples, in order. Writes the first max_out into out (may
 // be NULL) and returns how many there are, or -1 if the tokens and mask are not a sequence of
-// EOT + prompt (mask 0, no '\n', no EOT, non-empty) + answer (mask 1, one '\n', at its end).
+// EOT (mask 0) + prompt (mask 0, no EOT, non-empty) + answer (mask 1, no EOT, non-empty, its
+// first newline in its last token), each document followed by the next EOT or the shard's end.
+static long tasks_extract_examples_v(const tasks_vocab *v, const uint16_t *tokens, const uint8_t *mask, size_t n,
+                                     tasks_example *out, long max_out);
+// 1 if the generated tokens match the answer exactly (see "Exact match" above): the texts up to
+// and including their first '\n' are equal, and no EOT comes before the generation's newline.
+static int tasks_exact_match_v(const tasks_vocab *v, const int *generated, int ngen, const int *answer, int nans);
+// 1 for the tokens that end a generation: those with a newline, and EOT.
+static int tasks_is_stop_v(const tasks_vocab *v, int token);
+// The byte-level versions (the embedded suite's tokenizer).
 static long tasks_extract_examples(const uint16_t *tokens, const uint8_t *mask, size_t n,
-                                   tasks_example *out, long max_out);
-// 1 if the generated tokens match the answer exactly (see "Exact match" above), else 0.
-static int tasks_exact_match(const int *generated, int ngen, const int *answer, int nans);
-// 1 for the tokens that end a generation: '\n' and EOT.
-static int tasks_is_stop(int token) { return token == '\n' || token == TASKS_EOT; }
+                                   tasks_example *out, long max_out) {
+    return tasks_extract_examples_v(&tasks_byte_vocab, tokens, mask, n, out, max_out);
+}
+static int tasks_exact_match(const int *generated, int ngen, const int *answer, int nans) {
+    return tasks_exact_match_v(&tasks_byte_vocab, generated, ngen, answer, nans);
+}
+static int tasks_is_stop(int token) { return tasks_is_stop_v(&tasks_byte_vocab, token); }
 
 // Lower level, for tests and tools: draw one example of a task (NUL-terminated prompt and answer,
 // buffers of TASKS_MAX_PROMPT+1 and TASKS_MAX_ANSWER+1 bytes), and the split (0 train, 1 val,
@@ -620,25 +652,52 @@ static int tasks_present(const char *dir) {
 
 // ---- evaluation ----
 
-static long tasks_extract_examples(const uint16_t *tokens, const uint8_t *mask, size_t n,
-                                   tasks_example *out, long max_out) {
+// Token id's bytes: (pointer, length); ids outside the vocabulary have none. one: the caller's
+// 1-byte buffer for the byte-level vocabulary and for the token "\0".
+static const char *tasks_token_bytes(const tasks_vocab *v, int id, size_t *len, char *one) {
+    *len = 0;
+    if (!v->text) {
+        if (id < 0 || id >= 256) return "";
+        one[0] = (char)id; *len = 1;
+        return one;
+    }
+    if (id < 0 || id >= v->vocab_size || !v->text[id]) return "";
+    size_t l = strlen(v->text[id]);
+    if (l == 0) { one[0] = 0; *len = 1; return one; }
+    *len = l;
+    return v->text[id];
+}
+
+static int tasks_has_newline(const tasks_vocab *v, int id) {
+    size_t len;
+    char one[1];
+    const char *b = tasks_token_bytes(v, id, &len, one);
+    return len > 0 && memchr(b, '\n', len) != NULL;
+}
+
+static int tasks_is_stop_v(const tasks_vocab *v, int token) { return token == v->eot || tasks_has_newline(v, token); }
+
+static long tasks_extract_examples_v(const tasks_vocab *v, const uint16_t *tokens, const uint8_t *mask, size_t n,
+                                     tasks_example *out, long max_out) {
     long count = 0;
     size_t i = 0;
     while (i < n) {
-        if (tokens[i] != TASKS_EOT || mask[i] != 0) return -1;
+        if (tokens[i] != v->eot || mask[i] != 0) return -1;
         size_t p = ++i;
         while (i < n && mask[i] == 0) {
-            if (tokens[i] == TASKS_EOT || tokens[i] == '\n') return -1;
+            if (tokens[i] == v->eot) return -1;
             i++;
         }
         size_t a = i;
-        while (i < n && mask[i] == 1 && tokens[i] != '\n') {
-            if (tokens[i] == TASKS_EOT) return -1;
+        int newline_at = -1; // position in the answer of its first token with a newline
+        while (i < n && mask[i] == 1) {
+            if (tokens[i] == v->eot) return -1;
+            if (newline_at < 0 && tasks_has_newline(v, tokens[i])) newline_at = (int)(i - a);
             i++;
         }
-        if (i == n || mask[i] != 1) return -1; // answer missing or not ended by '\n'
-        i++;                                     // the '\n'
-        if (a == p || (i < n && tokens[i] != TASKS_EOT)) return -1;
+        if (a == p || i == a) return -1;                            // empty prompt or answer
+        if (newline_at < 0 || (size_t)newline_at != i - a - 1) return -1; // the answer ends at its first newline
+        if (i < n && tokens[i] != v->eot) return -1;                  // the document ends with the answer
         if (a - p > 0x7FFFFFFF || i - a > 0x7FFFFFFF) return -1;
         if (out && count < max_out) {
             out[count].prompt = p;
@@ -651,17 +710,35 @@ static long tasks_extract_examples(const uint16_t *tokens, const uint8_t *mask, 
     return count;
 }
 
-static int tasks_exact_match(const int *generated, int ngen, const int *answer, int nans) {
-    if (nans <= 0 || answer[nans - 1] != '\n') return 0; // not a valid reference answer
-    for (int i = 0; i < ngen; i++) {
-        if (generated[i] == TASKS_EOT) return 0;
-        if (generated[i] == '\n') {
-            if (i + 1 != nans) return 0;
-            for (int j = 0; j < nans; j++) if (generated[j] != answer[j]) return 0;
-            return 1;
-        }
+// The bytes of a token sequence, one at a time: 0..255, -1 at its end, -2 at an EOT token.
+typedef struct {
+    const tasks_vocab *v;
+    const int *t;
+    int n, i;
+    const char *b;
+    size_t len, k;
+    char one[1];
+} tasks_text_iter;
+static int tasks_next_byte(tasks_text_iter *it) {
+    while (it->k >= it->len) {
+        if (it->i >= it->n) return -1;
+        int tok = it->t[it->i++];
+        if (tok == it->v->eot) return -2;
+        it->b = tasks_token_bytes(it->v, tok, &it->len, it->one);
+        it->k = 0;
     }
-    return 0; // no '\n': truncated
+    return (unsigned char)it->b[it->k++];
+}
+
+// The two texts, byte by byte, up to the reference's first '\n': equal, with no EOT or end before it.
+static int tasks_exact_match_v(const tasks_vocab *v, const int *generated, int ngen, const int *answer, int nans) {
+    tasks_text_iter a = {v, answer, nans, 0, "", 0, 0, {0}}, g = {v, generated, ngen, 0, "", 0, 0, {0}};
+    for (;;) {
+        int x = tasks_next_byte(&a);
+        if (x < 0) return 0;        // the reference has no newline: not a valid answer
+        if (tasks_next_byte(&g) != x) return 0; // another byte, an EOT, or the generation ended first
+        if (x == '\n') return 1;
+    }
 }
 
 #endif // TASKS_H

@@ -100,10 +100,11 @@ static int sample_next(const float *logits, int V, float temperature, uint64_t *
     return V - 1;
 }
 
-// Generates up to max_new tokens after the prompt into out; stops after emitting stop1 or stop2
-// (-1 = none) or at the context end. Returns the number of tokens generated.
+// Generates up to max_new tokens after the prompt into out; stops after emitting a token that ends
+// an answer under `stop` (data/tasks.h: EOT or a token with a newline; NULL: never) or at the
+// context end. Returns the number of tokens generated.
 static int gpt2_generate(const GPT2Config *c, const ParameterTensors *p, InferState *s, const int *prompt, int np,
-                         int max_new, float temperature, uint64_t *rng, int stop1, int stop2, int *out) {
+                         int max_new, float temperature, uint64_t *rng, const tasks_vocab *stop, int *out) {
     s->len = 0;
     if (np <= 0 || np >= c->max_seq_len) return 0;
     for (int i = 0; i < np; i++) infer_step(c, p, s, prompt[i], i == np - 1);
@@ -111,7 +112,7 @@ static int gpt2_generate(const GPT2Config *c, const ParameterTensors *p, InferSt
     while (n < max_new) {
         int tok = sample_next(s->logits, c->vocab_size, temperature, rng);
         out[n++] = tok;
-        if (tok == stop1 || tok == stop2 || s->len >= c->max_seq_len) break;
+        if ((stop && tasks_is_stop_v(stop, tok)) || s->len >= c->max_seq_len) break;
         infer_step(c, p, s, tok, 1);
     }
     return n;
@@ -129,7 +130,7 @@ static void print_sample(GPT2 *m, const Tokenizer *tok, int gen_len, float tempe
     int prompt = tok->table ? tok->eot : c.vocab_size - 1;
     int *out = xcalloc((size_t)gen_len + 1, sizeof(int), "sample");
     int n = gpt2_generate(&c, &p, &st, &prompt, 1, gen_len < c.max_seq_len - 1 ? gen_len : c.max_seq_len - 1,
-                          temperature, rng, -1, -1, out);
+                          temperature, rng, NULL, out);
     printf("generating:\n---\n");
     for (int i = 0; i < n; i++) {
         if (tok->table) tokenizer_print(tok, out[i], stdout);
@@ -140,77 +141,124 @@ static void print_sample(GPT2 *m, const Tokenizer *tok, int gen_len, float tempe
     infer_free(&st);
 }
 
-// Exact match under greedy decoding on an instruction shard (with its .lossmask): each document
-// EOT + prompt + answer is cut at the mask; the model continues EOT + prompt until '\n' or EOT,
-// and data/tasks.h's scorer compares the result with the answer. max_examples 0: all; `show`
-// examples are printed. Runs on the effective parameters (adapter merged), examples in parallel;
+// Exact match under greedy decoding on an instruction shard (with its .lossmask), for any tokenizer:
+// each document EOT + prompt + answer is cut at the mask; the model continues EOT + prompt until a
+// token with a newline or EOT, and data/tasks.h's scorer compares the text up to the first newline
+// with the answer's. tok: the shards' tokenizer (NULL or without a table: tokenizer.bin beside the
+// shard, else the byte-level one of the embedded suite, refused for a vocabulary above 257).
+// max_examples 0: all; `show` examples are printed. Runs on the effective parameters (adapter
+// merged), examples in parallel;
 // data parallel (llmc/dist.h), rank r scores examples r, r + world, ... and the scores (and the
 // shown generations) are summed over the ranks.
 typedef struct { int n, correct; } EMResult;
 
-static int eval_exact_match(GPT2 *m, const char *path, int max_examples, int show, float **scratch, EMResult *out,
-                            char *err, size_t errlen) {
-    EMResult r = {0, 0};
-    Shard sh;
-    if (shard_load(&sh, path, m->config.vocab_size, err, errlen) != 0) return -1;
-    if (!sh.mask) { snprintf(err, errlen, "%s has no .lossmask beside it: cannot tell prompts from answers", path); shard_free(&sh); return -1; }
-    long n = tasks_extract_examples(sh.tokens, sh.mask, sh.ntok, NULL, 0);
-    if (n < 0) {
-        snprintf(err, errlen, "%s: malformed instruction shard (documents must be EOT + prompt + masked answer)", path);
-        shard_free(&sh); return -1;
+// Prints token ids as text: printable bytes as they are, '\n' as \n, EOT as <eot>, others <id>.
+static void print_tokens_text(const tasks_vocab *v, const int *t, int n) {
+    for (int k = 0; k < n; k++) {
+        if (t[k] == v->eot) { printf("<eot>"); continue; }
+        size_t len;
+        char one[1];
+        const char *b = tasks_token_bytes(v, t[k], &len, one);
+        if (len == 0) printf("<%d>", t[k]);
+        for (size_t i = 0; i < len; i++) {
+            unsigned char ch = (unsigned char)b[i];
+            if (ch == '\n') printf("\\n"); else if (ch >= 32) putchar(ch); else printf("<%d>", t[k]);
+        }
     }
-    tasks_example *ex = xcalloc((size_t)n, sizeof(tasks_example), "examples");
-    tasks_extract_examples(sh.tokens, sh.mask, sh.ntok, ex, n);
-    if (max_examples > 0 && n > max_examples) n = max_examples;
+}
+
+static int eval_exact_match(GPT2 *m, const Tokenizer *tok, const char *path, int max_examples, int show, float **scratch,
+                            EMResult *out, char *err, size_t errlen) {
+    EMResult r = {0, 0};
     GPT2Config c = m->config;
+    tasks_vocab v = tasks_byte_vocab;
+    Tokenizer beside = {0};
+    if (!tok || !tok->table) { // tokenizer.bin beside the shard, as jsonl_to_shards.py and make_tasks write it
+        char guess[1100];
+        snprintf(guess, sizeof(guess), "%s", path);
+        char *slash = strrchr(guess, '/');
+        snprintf(slash ? slash + 1 : guess, sizeof(guess) - (size_t)(slash ? slash + 1 - guess : 0), "tokenizer.bin");
+        if (tokenizer_init(&beside, guess, err, errlen) == 0) tok = &beside;
+    }
+    if (tok && tok->table) {
+        if (tok->vocab_size > c.vocab_size) {
+            snprintf(err, errlen, "the tokenizer has %d tokens, the model %d", tok->vocab_size, c.vocab_size);
+            tokenizer_free(&beside); return -1;
+        }
+        v.eot = tok->eot; v.vocab_size = tok->vocab_size; v.text = (const char *const *)tok->table;
+    } else if (c.vocab_size > TASKS_VOCAB) {
+        snprintf(err, errlen, "the model's vocabulary (%d) is not the byte-level one: give the shards' tokenizer (--tokenizer FILE, "
+                 "or tokenizer.bin beside the shards) so the answer's end (newline, EOT) can be found", c.vocab_size);
+        return -1;
+    } else if (c.vocab_size < TASKS_VOCAB) {
+        v.eot = c.vocab_size - 1; // a byte-level model with a smaller vocabulary: its last id ends a text
+    }
+    Shard sh;
+    if (shard_load(&sh, path, c.vocab_size, err, errlen) != 0) { tokenizer_free(&beside); return -1; }
+    if (!sh.mask) { snprintf(err, errlen, "%s has no .lossmask beside it: cannot tell prompts from answers", path); shard_free(&sh); tokenizer_free(&beside); return -1; }
+    long n = tasks_extract_examples_v(&v, sh.tokens, sh.mask, sh.ntok, NULL, 0);
+    if (n < 0) {
+        snprintf(err, errlen, "%s: malformed instruction shard for this tokenizer (documents must be EOT %d + prompt + masked "
+                 "answer whose first newline is in its last token)", path, v.eot);
+        shard_free(&sh); tokenizer_free(&beside); return -1;
+    }
+    tasks_example *ex = xcalloc((size_t)(n ? n : 1), sizeof(tasks_example), "examples");
+    tasks_extract_examples_v(&v, sh.tokens, sh.mask, sh.ntok, ex, n);
+    if (max_examples > 0 && n > max_examples) n = max_examples;
     ParameterTensors p;
     point_parameters(&p, (float *)gpt2_effective_params(m, scratch), m->param_sizes);
-    int eot = TASKS_EOT < c.vocab_size ? TASKS_EOT : c.vocab_size - 1;
-    int *ok = xcalloc((size_t)n, sizeof(int), "scores");
-    int *gen = xcalloc((size_t)n * TASKS_MAX_ANSWER, sizeof(int), "generations");
-    int *ngen = xcalloc((size_t)n, sizeof(int), "generations");
+    // the generation budget: TASKS_MAX_ANSWER tokens, or twice the longest answer (another
+    // tokenization of the same text may take more tokens), within the context
+    int cap = TASKS_MAX_ANSWER;
+    for (long i = 0; i < n; i++) if (2 * ex[i].answer_len + 8 > cap) cap = 2 * ex[i].answer_len + 8;
+    if (cap > c.max_seq_len) cap = c.max_seq_len;
+    int *ok = xcalloc((size_t)(n ? n : 1), sizeof(int), "scores");
+    int *gen = xcalloc((size_t)(n ? n : 1) * cap, sizeof(int), "generations");
+    int *ngen = xcalloc((size_t)(n ? n : 1), sizeof(int), "generations");
 #pragma omp parallel
     {
         InferState st;
         infer_init(&st, &c);
-        int ctx[TASKS_MAX_PROMPT + 2 + 1024];
+        int *ctx = xcalloc((size_t)c.max_seq_len + 1, sizeof(int), "context");
+        int *ans = xcalloc((size_t)c.max_seq_len + 1, sizeof(int), "answer");
 #pragma omp for schedule(dynamic, 4)
         for (long i = 0; i < n; i++) {
             if (i % dist_world() != dist_rank()) continue; // data parallel: another rank's example
             int np = 0;
-            ctx[np++] = eot;
-            for (int k = 0; k < ex[i].prompt_len && np < (int)(sizeof(ctx) / sizeof(ctx[0])); k++) ctx[np++] = sh.tokens[ex[i].prompt + k];
-            int ans[TASKS_MAX_ANSWER + 1024];
-            int na = ex[i].answer_len < (int)(sizeof(ans) / sizeof(ans[0])) ? ex[i].answer_len : (int)(sizeof(ans) / sizeof(ans[0]));
+            ctx[np++] = v.eot;
+            for (int k = 0; k < ex[i].prompt_len && np < c.max_seq_len; k++) ctx[np++] = sh.tokens[ex[i].prompt + k];
+            int na = ex[i].answer_len < c.max_seq_len ? ex[i].answer_len : c.max_seq_len;
             for (int k = 0; k < na; k++) ans[k] = sh.tokens[ex[i].answer + k];
             int room = c.max_seq_len - np;
-            int maxn = room < TASKS_MAX_ANSWER ? room : TASKS_MAX_ANSWER;
+            int maxn = room < cap ? room : cap;
             uint64_t rng = 0;
-            ngen[i] = maxn > 0 ? gpt2_generate(&c, &p, &st, ctx, np, maxn, 0.0f, &rng, '\n', eot, gen + i * TASKS_MAX_ANSWER) : 0;
-            ok[i] = tasks_exact_match(gen + i * TASKS_MAX_ANSWER, ngen[i], ans, na);
+            ngen[i] = maxn > 0 ? gpt2_generate(&c, &p, &st, ctx, np, maxn, 0.0f, &rng, &v, gen + i * cap) : 0;
+            ok[i] = tasks_exact_match_v(&v, gen + i * cap, ngen[i], ans, na);
         }
+        free(ctx); free(ans);
         infer_free(&st);
     }
     long nshow = show < 0 ? 0 : show < n ? show : n;
     dist_allreduce_i32(ok, (size_t)n); // each example was scored on one rank, zeros elsewhere
     dist_allreduce_i32(ngen, (size_t)nshow);
-    dist_allreduce_i32(gen, (size_t)TASKS_MAX_ANSWER * nshow);
+    dist_allreduce_i32(gen, (size_t)cap * nshow);
     for (long i = 0; i < n; i++) {
         r.n++;
         r.correct += ok[i];
         if (i < show) {
             printf("  [%s] ", ok[i] ? "ok" : "xx");
-            for (int k = 0; k < ex[i].prompt_len; k++) putchar(sh.tokens[ex[i].prompt + k]);
+            int *pt = xcalloc((size_t)ex[i].prompt_len + 1, sizeof(int), "prompt");
+            for (int k = 0; k < ex[i].prompt_len; k++) pt[k] = sh.tokens[ex[i].prompt + k];
+            print_tokens_text(&v, pt, ex[i].prompt_len);
+            free(pt);
             printf(" -> ");
-            for (int k = 0; k < ngen[i]; k++) {
-                int t = gen[i * TASKS_MAX_ANSWER + k];
-                if (t == '\n') printf("\\n"); else if (t == eot) printf("<eot>"); else if (t < 256 && t >= 32) putchar(t); else printf("<%d>", t);
-            }
+            print_tokens_text(&v, gen + i * cap, ngen[i]);
             printf("\n");
         }
     }
     free(ok); free(gen); free(ngen); free(ex);
     shard_free(&sh);
+    tokenizer_free(&beside);
     *out = r;
     return 0;
 }

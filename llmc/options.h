@@ -55,6 +55,8 @@ typedef struct {
     int plora_every;
     float plora_momentum;
     char plora_schedule[16]; // stage|global
+    char plora_mode[16];     // sqrt|writeup: what an unload with momentum keeps (lora/adapter.h)
+    float beta1, beta2, eps; // AdamW
     char merge_out[1024];
     char adapter_in[1024];
     char dump_logits[1024];
@@ -68,6 +70,7 @@ typedef struct {
     char export_hf[1024];    // write the model, adapter folded in, as a Hugging Face GPT-2 folder
     char export_peft[1024];  // write the adapter as a Hugging Face PEFT LoRA folder
     char import_peft[1024];  // start from a PEFT LoRA folder (GPT-2 keys)
+    unsigned char given[128];// parse_args: 1 for every option given on the command line (options[] order)
 } TrainConfig;
 
 static void config_defaults(TrainConfig *c) {
@@ -81,7 +84,8 @@ static void config_defaults(TrainConfig *c) {
     c->rank = 16; c->alpha = 32.0f; c->dropout = 0.0f; strcpy(c->targets, "qkv,attn_proj,fc,fc_proj");
     strcpy(c->init, "kaiming"); strcpy(c->lori_init, "kaiming"); c->sparsity = 0.9f; strcpy(c->mask, "model");
     strcpy(c->lori_stage, "ds"); c->lori_lr_d = -1; c->lori_lr_s = -1; c->lori_steps_s = -1;
-    c->plora_every = 100; c->plora_momentum = 0.0f; strcpy(c->plora_schedule, "global");
+    c->plora_every = 100; c->plora_momentum = 0.0f; strcpy(c->plora_schedule, "global"); strcpy(c->plora_mode, "sqrt");
+    c->beta1 = 0.9f; c->beta2 = 0.999f; c->eps = 1e-8f; // llm.c's CPU AdamW
     strcpy(c->nan_policy, "stop");
     c->print_every = 1;
     c->eval_examples = 0;
@@ -108,7 +112,10 @@ static const OptSpec options[] = {
     OPT('t', "seq-len", OPT_INT, T, "sequence length T"),
     OPT('d', "total-batch", OPT_INT, total_batch, "total batch in tokens, a multiple of B*T (gradient accumulation); -1: B*T"),
     OPT('x', "max-steps", OPT_INT, max_steps, "training steps (per LoRI stage); -1: one epoch of the training data"),
-    OPT('l', "lr", OPT_FLOAT, lr, "learning rate (AdamW, beta1 0.9, beta2 0.999, eps 1e-8)"),
+    OPT('l', "lr", OPT_FLOAT, lr, "learning rate (AdamW)"),
+    OPT(0, "beta1", OPT_FLOAT, beta1, "AdamW beta1 (llm.c's CPU value; its GPU trainer and many PyTorch recipes use 0.9 too)"),
+    OPT(0, "beta2", OPT_FLOAT, beta2, "AdamW beta2 (llm.c's CPU value; its GPU trainer uses 0.95)"),
+    OPT(0, "eps", OPT_FLOAT, eps, "AdamW epsilon"),
     OPT('u', "warmup", OPT_INT, warmup, "linear warmup steps"),
     OPT('q', "final-lr-frac", OPT_FLOAT, final_frac, "final learning rate as a fraction of -l (linear/cosine)"),
     OPT('k', "schedule", OPT_STR, schedule, "learning-rate schedule: constant|linear|cosine"),
@@ -141,13 +148,14 @@ static const OptSpec options[] = {
     OPT(0, "lori-steps-s", OPT_INT, lori_steps_s, "LoRI-S steps in the ds pipeline (-1: same as -x)"),
     OPT(0, "lori-new-a", OPT_FLAG, lori_new_a, "LoRI-S draws a new A (the official code's accident) instead of reusing LoRI-D's seed"),
     OPT(0, "plora-every", OPT_INT, plora_every, "PLoRA: steps per stage (unload into the base after each)"),
-    OPT(0, "plora-momentum", OPT_FLOAT, plora_momentum, "PLoRA: keep m of s*B*A in the adapter at an unload (0: plain unload + re-init)"),
+    OPT(0, "plora-momentum", OPT_FLOAT, plora_momentum, "PLoRA: unload (1-m) of s*B*A, keep the rest in the adapter (0: plain unload, A redrawn, B = 0)"),
+    OPT(0, "plora-momentum-mode", OPT_STR, plora_mode, "PLoRA with m > 0: sqrt (ours: A, B *= sqrt(m), keeps m s B A, function-preserving) | writeup (the PLoRA write-up's: A, B *= m, keeps m^2 s B A)"),
     OPT(0, "plora-schedule", OPT_STR, plora_schedule, "PLoRA learning-rate schedule: global (over all steps) | stage (restarts each stage)"),
     OPT(0, "merge-out", OPT_STR, merge_out, "write the base with the adapter folded in as an llm.c checkpoint"),
     OPT(0, "export-hf", OPT_STR, export_hf, "write the model (the adapter folded in, as --merge-out) as a Hugging Face GPT-2 folder (config.json, model.safetensors; vocab.json + merges.txt from -e DIR or the -i shards' folder when there)"),
-    OPT(0, "adapter-in", OPT_STR, adapter_in, "load an adapter (our format) to evaluate, sample, merge or continue training"),
+    OPT(0, "adapter-in", OPT_STR, adapter_in, "load an adapter (our format) to evaluate, sample, merge or continue training; its variant and settings come from the file"),
     OPT(0, "export-peft", OPT_STR, export_peft, "write the final adapter as a Hugging Face PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)"),
-    OPT(0, "import-peft", OPT_STR, import_peft, "start from a PEFT LoRA adapter folder for GPT-2 (to evaluate, merge or continue training as LoRA/PLoRA)"),
+    OPT(0, "import-peft", OPT_STR, import_peft, "start from a PEFT LoRA adapter folder for GPT-2 (evaluate, merge or continue as LoRA, or --adapter plora); rank, alpha, targets from the file"),
     OPT(0, "dump-logits", OPT_STR, dump_logits, "write the first validation row's tokens (FILE.tokens, int32) and logits (FILE, float32 T x V)"),
     OPT(0, "ref-kernels", OPT_FLAG, ref_kernels, "use the plain reference matrix product instead of the fast one"),
     OPT(0, "print-every", OPT_INT, print_every, "print the progress line every N steps"),
@@ -158,6 +166,7 @@ static const OptSpec options[] = {
     OPT(0, "nan-policy", OPT_STR, nan_policy, "non-finite loss or gradient: stop (keep the last checkpoint) | skip (skip the update)"),
 };
 #define NUM_OPTIONS (int)(sizeof(options) / sizeof(options[0]))
+_Static_assert(sizeof(options) / sizeof(options[0]) <= sizeof(((TrainConfig *)0)->given), "TrainConfig.given is too small");
 
 // Every flag of the table with its default (the GPU trainers' usage lists them too).
 static void print_options(void) {
@@ -203,6 +212,7 @@ static int parse_args(TrainConfig *c, int argc, char **argv) {
             if (eq) val = eq + 1;
         }
         if (!o) { fprintf(stderr, "error: unknown flag '%s' (see -h)\n", arg); return -1; }
+        c->given[o - options] = 1;
         char *field = (char *)c + o->offset;
         if (o->type == OPT_FLAG) {
             if (val) { fprintf(stderr, "error: flag --%s takes no value\n", o->name); return -1; }
@@ -232,6 +242,12 @@ static int parse_args(TrainConfig *c, int argc, char **argv) {
             strcpy(field, val);
         }
     }
+    return 0;
+}
+
+// 1 when option `name` was given on the command line (parse_args), not just defaulted.
+static int opt_given(const TrainConfig *c, const char *name) {
+    for (int k = 0; k < NUM_OPTIONS; k++) if (strcmp(options[k].name, name) == 0) return c->given[k];
     return 0;
 }
 
@@ -272,6 +288,10 @@ static int validate_args(const TrainConfig *c) {
     if (c->plora_every <= 0) BAD("--plora-every must be > 0");
     if (!(c->plora_momentum >= 0 && c->plora_momentum < 1)) BAD("--plora-momentum must be in [0,1)");
     if (strcmp(c->plora_schedule, "global") && strcmp(c->plora_schedule, "stage")) BAD("--plora-schedule must be global or stage");
+    if (name_index(c->plora_mode, plora_momentum_names, 2) < 0) BAD("--plora-momentum-mode must be sqrt or writeup, got '%s'", c->plora_mode);
+    if (!(c->beta1 >= 0 && c->beta1 < 1)) BAD("--beta1 must be in [0,1), got %g", c->beta1);
+    if (!(c->beta2 >= 0 && c->beta2 < 1)) BAD("--beta2 must be in [0,1), got %g", c->beta2);
+    if (!(c->eps > 0)) BAD("--eps must be > 0, got %g", c->eps);
     if (strcmp(c->nan_policy, "stop") && strcmp(c->nan_policy, "skip")) BAD("--nan-policy must be stop or skip");
     if (c->temperature < 0) BAD("--temperature must be >= 0");
     if (c->print_every <= 0) BAD("--print-every must be > 0");

@@ -79,7 +79,7 @@ struct Backend {
     void (*allreduce_grads)(Backend *be);        // data parallel: the trainable gradients summed over the ranks
     float (*grad_norm)(Backend *be);
     void (*adamw_step)(Backend *be, float lr, float weight_decay, float gscale);
-    void (*plora_unload)(Backend *be, float m);  // lora/adapter.h's plora_unload; m = 0: moments reset
+    void (*plora_unload)(Backend *be, float m);  // lora/adapter.h's plora_unload, then the moments reset
     void (*end_step)(Backend *be);               // the step's work is done (the GPU's synchronised)
     void (*report_setup)(Backend *be);           // after the start-up report
     void (*report_end)(Backend *be, int timed_steps, double seconds); // after the average step
@@ -258,44 +258,87 @@ static int run_open_data(Run *r) {
     return 0;
 }
 
-// The adapter: imported from PEFT, loaded from our file (continual learning keeps the loaded B and
-// mask for the LoRI-S phase), or created (A drawn from its seed, B = 0). None for full fine-tuning.
+// --adapter-in / --import-peft: the file decides the variant and its settings (rank, alpha, rsLoRA,
+// targets; for our files also A's init and seed), in every binary; a flag given on the command line
+// that disagrees with the file is an error naming both. The one combination allowed: a LoRA file
+// (ours or PEFT) with an explicit --adapter plora (lora/variants.h: continues), which continues it
+// as PLoRA's first stage. --dropout is the run's: the flag when given, else the file's. Writes the
+// file's settings into cfg (so messages and command lines say what runs) and sets r->v.
+static int run_settings_from_file(Run *r, Adapter *a, const char *flag, const char *path, int ours) {
+    TrainConfig *cfg = r->cfg;
+    const AdapterVariant *fv = variant_of(a->cfg.kind);
+    if (opt_given(cfg, "adapter") && r->v->kind != fv->kind) {
+        if (variant_loads(r->v, fv->kind)) fv = r->v;
+        else RUN_FAIL(r, "%s: %s holds a %s adapter, but --adapter %s was given (leave --adapter out: the file decides)", flag, path,
+                      ours ? fv->name : "PEFT LoRA", cfg->adapter);
+    }
+    if (!ours && !fv->peft_import) RUN_FAIL(r, "%s: a PEFT LoRA adapter trains as lora or plora, not %s", flag, fv->name);
+    a->cfg.kind = fv->kind;
+    int targets = parse_targets(cfg->targets);
+    if (opt_given(cfg, "rank") && cfg->rank != a->cfg.rank) RUN_FAIL(r, "%s: %s has rank %d, but --rank %d was given", flag, path, a->cfg.rank, cfg->rank);
+    if (opt_given(cfg, "alpha") && cfg->alpha != a->cfg.alpha) RUN_FAIL(r, "%s: %s has alpha %g, but --alpha %g was given", flag, path, a->cfg.alpha, cfg->alpha);
+    if (opt_given(cfg, "rslora") && !a->cfg.rslora) RUN_FAIL(r, "%s: %s has the plain scale alpha/r, but --rslora was given", flag, path);
+    if (opt_given(cfg, "targets") && targets != a->cfg.targets)
+        RUN_FAIL(r, "%s: %s adapts targets bitmask %d, but --targets %s (%d) was given", flag, path, a->cfg.targets, cfg->targets, targets);
+    const char *init = a->cfg.init == INIT_GAUSSIAN ? "gaussian" : "kaiming";
+    const char *init_flag = fv->trains_A ? "init" : "lori-init";
+    char *init_field = fv->trains_A ? cfg->init : cfg->lori_init;
+    if (ours && opt_given(cfg, init_flag) && strcmp(init_field, init) != 0)
+        RUN_FAIL(r, "%s: %s has A drawn %s, but --%s %s was given", flag, path, init, init_flag, init_field);
+    if (ours && opt_given(cfg, "adapter-seed") && (uint64_t)(int64_t)cfg->adapter_seed != a->cfg.seed)
+        RUN_FAIL(r, "%s: %s has A's seed %llu, but --adapter-seed %d was given", flag, path, (unsigned long long)a->cfg.seed, cfg->adapter_seed);
+    if (opt_given(cfg, "dropout")) a->cfg.dropout = cfg->dropout;
+    r->v = fv;
+    snprintf(cfg->adapter, sizeof(cfg->adapter), "%s", fv->name);
+    cfg->rank = a->cfg.rank; cfg->alpha = a->cfg.alpha; cfg->rslora = a->cfg.rslora; cfg->dropout = a->cfg.dropout;
+    cfg->targets[0] = 0;
+    for (int t = 0; t < NUM_TARGETS; t++)
+        if ((a->cfg.targets >> t) & 1)
+            snprintf(cfg->targets + strlen(cfg->targets), sizeof(cfg->targets) - strlen(cfg->targets), "%s%s", cfg->targets[0] ? "," : "", target_names[t]);
+    if (ours) snprintf(init_field, sizeof(cfg->init), "%s", init);
+    return 0;
+}
+
+// The adapter: imported from PEFT, loaded from our file (the file decides the variant, in every
+// binary; continual learning keeps the loaded B and mask for the LoRI-S phase; PLoRA's history is
+// folded into the base), or created (A drawn from its seed, B = 0). None for full fine-tuning.
 static int run_make_adapter(Run *r) {
     TrainConfig *cfg = r->cfg;
-    const AdapterVariant *v = r->v;
     GPT2Config c = r->model.config;
     char e[1024];
-    if (v->trains_base) return 0;
+    if (r->v->trains_base && !cfg->import_peft[0] && !cfg->adapter_in[0]) return 0;
     Adapter *a = &r->adapter;
-    AdapterConfig ac = {v->kind, cfg->rank, cfg->alpha, cfg->rslora, cfg->dropout, parse_targets(cfg->targets),
-                        strcmp(v->trains_A ? cfg->init : cfg->lori_init, "gaussian") == 0 ? INIT_GAUSSIAN : INIT_KAIMING,
-                        cfg->adapter_seed ? (uint64_t)cfg->adapter_seed : 0x4C6F5241ull ^ (uint64_t)cfg->seed};
     if (cfg->import_peft[0]) {
-        if (!v->peft_import) RUN_FAIL(r, "--import-peft: a PEFT LoRA adapter trains as --adapter lora or plora, not %s (its A is not seed-defined)", v->name);
         if (peft_import(a, cfg->import_peft, c.num_layers, c.channels, e, sizeof(e)) != 0) RUN_FAIL(r, "--import-peft: %s", e);
-        a->cfg.kind = v->kind;
-        a->cfg.dropout = cfg->dropout;
-        printf("adapter: imported PEFT LoRA from %s (rank %d, alpha %g%s)\n", cfg->import_peft, a->cfg.rank,
-               a->cfg.alpha, a->cfg.rslora ? ", rsLoRA" : "");
+        r->ad = a; // freed with the run from here on
+        if (run_settings_from_file(r, a, "--import-peft", cfg->import_peft, 0) != 0) return -1;
+        printf("adapter: imported PEFT LoRA from %s (rank %d, alpha %g%s) as %s\n", cfg->import_peft, a->cfg.rank,
+               a->cfg.alpha, a->cfg.rslora ? ", rsLoRA" : "", r->v->name);
     } else if (cfg->adapter_in[0]) {
         if (adapter_load(a, cfg->adapter_in, c.num_layers, c.channels, e, sizeof(e)) != 0) RUN_FAIL(r, "--adapter-in: %s", e);
         r->ad = a; // freed with the run from here on
-        if (!variant_loads(v, a->cfg.kind))
-            RUN_FAIL(r, "--adapter-in: %s holds a %s adapter but --adapter is %s", cfg->adapter_in, variant_of(a->cfg.kind)->name, cfg->adapter);
-        a->cfg.dropout = cfg->dropout;
-        printf("adapter: loaded %s (%s, rank %d, alpha %g)\n", cfg->adapter_in, variant_of(a->cfg.kind)->name,
-               a->cfg.rank, a->cfg.alpha);
-        if (v->masked_phases) {
+        if (run_settings_from_file(r, a, "--adapter-in", cfg->adapter_in, 1) != 0) return -1;
+        printf("adapter: loaded %s (%s, rank %d, alpha %g)\n", cfg->adapter_in, r->v->name, a->cfg.rank, a->cfg.alpha);
+        if (a->nhist > 0) { // PLoRA: the earlier stages into the original base; the last one stays the adapter
+            plora_fold_history(a, gpt2_slot_weight, &r->model);
+            printf("adapter: PLoRA history: %d unloaded stages folded into the base\n", a->nhist);
+        }
+        if (r->v->masked_phases) {
             r->B_loaded = xcalloc(a->nB, sizeof(float), "loaded B");
             memcpy(r->B_loaded, a->params + a->nA, a->nB * sizeof(float));
             if (a->mask) { r->mask_loaded = xcalloc(a->nB, 1, "loaded mask"); memcpy(r->mask_loaded, a->mask, a->nB); }
         }
-    } else if (adapter_create(a, &ac, c.num_layers, c.channels, e, sizeof(e)) != 0) {
-        RUN_FAIL(r, "%s", e);
+    } else {
+        const AdapterVariant *v = r->v;
+        AdapterConfig ac = {v->kind, cfg->rank, cfg->alpha, cfg->rslora, cfg->dropout, parse_targets(cfg->targets),
+                            strcmp(v->trains_A ? cfg->init : cfg->lori_init, "gaussian") == 0 ? INIT_GAUSSIAN : INIT_KAIMING,
+                            cfg->adapter_seed ? (uint64_t)cfg->adapter_seed : 0x4C6F5241ull ^ (uint64_t)cfg->seed};
+        if (adapter_create(a, &ac, c.num_layers, c.channels, e, sizeof(e)) != 0) RUN_FAIL(r, "%s", e);
     }
     r->ad = a;
     a->drop_rng = (uint64_t)cfg->seed ^ 0xD50Bull;
     a->training = 1;
+    a->plora_mode = (PLoRAMomentum)name_index(cfg->plora_mode, plora_momentum_names, 2);
     return 0;
 }
 
@@ -342,7 +385,16 @@ static int run_plan_phases(Run *r) {
     r->total_steps = 0;
     for (int i = 0; i < r->nphases; i++) r->total_steps += r->phases[i].steps;
     r->sched = (Schedule)name_index(cfg->schedule, schedule_names, 3);
+    // PLoRA: room for every unload's history now, so no training step allocates
+    if (r->ad && r->v->unloads && plora_reserve_history(r->ad, r->ad->nhist + r->total_steps / cfg->plora_every) != 0)
+        RUN_FAIL(r, "out of memory for PLoRA's stage history (%d stages)", r->total_steps / cfg->plora_every);
     return 0;
+}
+
+// The backend's opt_setup, then the run's AdamW settings (the GPU reads them from the host's AdamW).
+static void setup_optimizer(Backend *be, const TrainConfig *cfg) {
+    be->opt_setup(be);
+    be->opt->beta1 = cfg->beta1; be->opt->beta2 = cfg->beta2; be->opt->eps = cfg->eps;
 }
 
 // The backend takes over the model's arithmetic from here on.
@@ -371,12 +423,12 @@ static int run_open_outputs(Run *r) {
     if (cfg->resume) {
         join_path(r->path, sizeof(r->path), cfg->output_dir, "state.bin");
         if (load_state(r->path, &r->model, NULL, &r->pos, e, sizeof(e)) != 0) RUN_FAIL(r, "-y: %s", e);
-        be->opt_setup(be); // the groups of the restored mask, then the moments
+        setup_optimizer(be, cfg); // the groups of the restored mask, then the moments
         if (load_state(r->path, &r->model, &r->opt, &r->pos, e, sizeof(e)) != 0) RUN_FAIL(r, "-y: %s", e);
         if (r->have_train && dataloader_seek(&r->train, r->pos.epoch, r->pos.shard, r->pos.row) != 0) RUN_FAIL(r, "-y: %s", r->train.err);
         printf("resumed from %s at step %d (phase %d)\n", r->path, r->pos.step, r->pos.phase);
     } else {
-        be->opt_setup(be);
+        setup_optimizer(be, cfg);
     }
     if (r->ad && r->world > 1) r->ad->drop_rng ^= 0x9E3779B97F4A7C15ull * (uint64_t)dist_rank(); // each rank its own dropout masks
     be->load(be);
@@ -448,7 +500,7 @@ static int run_enter_masked_phase(Run *r, int ph) {
         if (mask_save(ad, mask, r->path, e, sizeof(e)) != 0) { free(mask); RUN_FAIL(r, "%s", e); }
     }
     free(mask);
-    r->be->opt_setup(r->be);
+    setup_optimizer(r->be, cfg);
     r->be->load(r->be);
     return 0;
 }
@@ -535,7 +587,9 @@ static int run_stage_boundary(Run *r, int lstep, int last) {
             RUN_FAIL(r, "%s", e);
     }
     printf("PLoRA: unloaded stage %d into the base at step %d (momentum %g)%s\n", r->ad->stage, r->pos.step + 1,
-           cfg->plora_momentum, cfg->plora_momentum == 0 ? "; A redrawn, B = 0, moments reset" : "");
+           cfg->plora_momentum, cfg->plora_momentum == 0 ? "; A redrawn, B = 0, moments reset"
+                                : r->ad->plora_mode == PLORA_WRITEUP ? "; A, B scaled by m (the write-up's), moments reset"
+                                                                      : "; A, B scaled by sqrt(m), moments reset");
     return 0;
 }
 
@@ -730,7 +784,7 @@ static int run_exact_match(Run *r) {
     snprintf(list, sizeof(list), "%s", cfg->eval_em);
     for (char *sp = NULL, *f = strtok_r(list, ",", &sp); f; f = strtok_r(NULL, ",", &sp)) {
         EMResult em;
-        if (eval_exact_match(&r->model, f, cfg->eval_examples, cfg->eval_show, &r->merged_scratch, &em, e, sizeof(e)) != 0)
+        if (eval_exact_match(&r->model, &r->tok, f, cfg->eval_examples, cfg->eval_show, &r->merged_scratch, &em, e, sizeof(e)) != 0)
             RUN_FAIL(r, "--eval-em: %s", e);
         if (r->res && f == list) { r->res->em_n = em.n; r->res->em_correct = em.correct; }
         printf("exact match %s: %d / %d = %.1f%%\n", f, em.correct, em.n, em.n ? 100.0 * em.correct / em.n : 0.0);

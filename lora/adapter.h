@@ -10,6 +10,7 @@ gemm-based version here); the variants differ only in the places marked VARIANT 
   LoRI-D    B only (A frozen)    from a stored seed               none                 -> mask extraction
   LoRI-S    B ⊙ M only           the same seed                    top-k |B| of LoRI-D  none
   PLoRA     A and B              fresh Kaiming-uniform per stage  none                 unload into W, re-init
+                                 (kept, scaled, when momentum > 0)                     (history kept: see below)
 
 Usage (the trainer does this):
     Adapter ad; adapter_create(&ad, &cfg, L, C);   // A drawn, B = 0: the model is exactly the base
@@ -21,6 +22,12 @@ Usage (the trainer does this):
     adapter_fold(&ad, slot, W, +1)                  // merge W += s B A (-1 unmerges)
 Parameters of all slots live in one buffer: every A first (slot order), then every B.
 Slots are (layer, target) pairs in order l = 0..L-1, t = qkv, attn_proj, fc, fc_proj.
+
+PLoRA's history: every unload appends what it folded into the base, per stage k the factors A_k and
+c_k B_k with c_k = (1 - m) s (ad->hist, nhist stages, each laid out as params: A's then B's). So the
+run's model is always  W_orig + sum_k c_k B_k A_k + s B A : an exact LoRA of rank (nhist + 1) r on
+the ORIGINAL base (adapter_flatten_stages builds it), which is what adapter files and PEFT exports of
+a PLoRA run hold.
 */
 #ifndef LORA_ADAPTER_H
 #define LORA_ADAPTER_H
@@ -37,11 +44,18 @@ Slots are (layer, target) pairs in order l = 0..L-1, t = qkv, attn_proj, fc, fc_
 enum { T_QKV = 0, T_ATTPROJ = 1, T_FC = 2, T_FCPROJ = 3, NUM_TARGETS = 4 };
 typedef enum { INIT_KAIMING = 0, INIT_GAUSSIAN = 1 } AdapterInit;
 typedef enum { MASK_MODEL = 0, MASK_LAYER = 1, MASK_MATRIX = 2, MASK_RANDOM = 3 } MaskMode;
+// PLoRA's momentum unload with m > 0 (METHODS.md §3). Both fold (1 - m) s B A into the base; they
+// differ in what the adapter keeps:
+//   PLORA_SQRT     ours: A, B *= sqrt(m), the adapter keeps m s B A, the function is preserved
+//   PLORA_WRITEUP  the PLoRA write-up's reading: A, B *= m, the adapter keeps m^2 s B A, so the
+//                  function changes by -(m - m^2) s B A at every unload
+typedef enum { PLORA_SQRT = 0, PLORA_WRITEUP = 1 } PLoRAMomentum;
 
 __attribute__((unused)) static const char *target_names[NUM_TARGETS] = {"qkv", "attn_proj", "fc", "fc_proj"};
 // a target's input and output widths in units of C: qkv (3C x C), attn_proj (C x C), fc (4C x C), fc_proj (C x 4C)
 __attribute__((unused)) static const int target_in_mult[NUM_TARGETS] = {1, 1, 1, 4}, target_out_mult[NUM_TARGETS] = {3, 1, 4, 1};
 __attribute__((unused)) static const char *mask_mode_names[] = {"model", "layer", "matrix", "random"};
+__attribute__((unused)) static const char *plora_momentum_names[] = {"sqrt", "writeup"};
 
 typedef struct {
     AdapterKind kind;
@@ -84,6 +98,9 @@ typedef struct {
     int training;             // dropout is active only while training
     uint64_t drop_rng;
     int stage;                // PLoRA: number of unloads done
+    PLoRAMomentum plora_mode; // PLoRA: what an unload with m > 0 keeps (set by the trainer)
+    float *hist;              // PLoRA: (nhist, nA + nB): per unloaded stage A_k, then c_k B_k
+    int nhist, hist_cap;      // stages held, stages allocated
 } Adapter;
 
 static float adapter_scale(const AdapterConfig *c) {
@@ -114,7 +131,7 @@ static void adapter_free(Adapter *ad) {
     free(ad->a_off); free(ad->b_off); free(ad->params); free(ad->grads);
     free(ad->mask); free(ad->kept); free(ad->u); free(ad->drop); free(ad->xd); free(ad->du); free(ad->tmp); free(ad->dat);
     for (int s = 0; ad->wm && s < ad->nslots; s++) free(ad->wm[s]);
-    free(ad->wm); free(ad->merged);
+    free(ad->wm); free(ad->merged); free(ad->hist);
     memset(ad, 0, sizeof(*ad));
 }
 
@@ -231,6 +248,20 @@ static const float *adapter_backward_weight(const Adapter *ad, int l, int t, con
     return s >= 0 && ad->merged[s] ? ad->wm[s] : W;
 }
 
+// Slot s's dropout multipliers (N, in) for this forward: drawn now (inverted dropout, kept for the
+// backward) while training with dropout; NULL otherwise.
+static float *adapter_draw_dropout(Adapter *ad, int s, int N) {
+    if (!(ad->drop && ad->training)) return NULL;
+    float *dm = ad->drop + (size_t)s * ad->N * 4 * ad->C;
+    float keep = 1.0f - ad->cfg.dropout, inv = 1.0f / keep;
+    for (size_t i = 0; i < (size_t)N * ad->slot_in[s]; i++) dm[i] = rng_uniform(&ad->drop_rng) < keep ? inv : 0.0f;
+    return dm;
+}
+// The multipliers of slot s's last forward, or NULL.
+static const float *adapter_dropout_of(const Adapter *ad, int s) {
+    return ad->drop && ad->training ? ad->drop + (size_t)s * ad->N * 4 * ad->C : NULL;
+}
+
 // out (N,out) += s · drop(inp) A^T B^T for slot (l,t); no-op when (l,t) is not adapted
 static void adapter_forward(Adapter *ad, int l, int t, float *out, const float *inp, int N) {
     int s = ad->slot_of[l][t];
@@ -238,14 +269,9 @@ static void adapter_forward(Adapter *ad, int l, int t, float *out, const float *
     int in = ad->slot_in[s], o = ad->slot_out[s], r = ad->cfg.rank;
     float *u = ad->u + (size_t)s * ad->N * r;
     const float *x = inp;
-    if (ad->drop && ad->training) {
-        // inverted dropout on the adapter's input; the multipliers are kept for the backward
-        float *dm = ad->drop + (size_t)s * ad->N * 4 * ad->C;
-        float keep = 1.0f - ad->cfg.dropout, inv = 1.0f / keep;
-        for (size_t i = 0; i < (size_t)N * in; i++) {
-            dm[i] = rng_uniform(&ad->drop_rng) < keep ? inv : 0.0f;
-            ad->xd[i] = inp[i] * dm[i];
-        }
+    const float *dm = adapter_draw_dropout(ad, s, N);
+    if (dm) {
+        for (size_t i = 0; i < (size_t)N * in; i++) ad->xd[i] = inp[i] * dm[i];
         x = ad->xd;
     }
     gemm('N', 'T', N, r, in, 1.0f, x, in, adapter_A(ad, s), in, 0.0f, u, r);          // u = x A^T
@@ -261,7 +287,7 @@ static void adapter_backward(Adapter *ad, int l, int t, float *dinp, const float
     const float *u = ad->u + (size_t)s * ad->N * r;
     const float *A = adapter_A(ad, s), *B = adapter_B(ad, s);
     float *dA = ad->grads + ad->a_off[s], *dB = ad->grads + ad->nA + ad->b_off[s];
-    const float *dm = (ad->drop && ad->training) ? ad->drop + (size_t)s * ad->N * 4 * ad->C : NULL;
+    const float *dm = adapter_dropout_of(ad, s);
     gemm('T', 'N', o, r, N, ad->scale, dout, o, u, r, 1.0f, dB, r);                   // dB += s dout^T u
     gemm('N', 'N', N, r, o, ad->scale, dout, o, B, r, 0.0f, ad->du, r);               // du = s dout B
     if (adapter_trains_A(ad)) {                                                      // dA += du^T drop(x)
@@ -357,28 +383,109 @@ static uint8_t *adapter_make_mask(const Adapter *ad, MaskMode mode, float sparsi
 }
 
 // ----------------------------------------------------------------------------
-// VARIANT (PLoRA): the stage boundary. Unloads (1 - m) of s·B A into the base weights and keeps
-// m · s·B A in the adapter by scaling A and B each by sqrt(m): the function is preserved.
-// m = 0 is the plain unload: A redrawn (a fresh seed per stage), B = 0; the caller resets the
-// optimizer moments. W_of(slot) gives the base weight matrix of a slot.
-static void plora_restart(Adapter *ad, float m);
-static void plora_unload(Adapter *ad, float *(*W_of)(void *ctx, int layer, int target), void *ctx, float m) {
+// VARIANT (PLoRA): the stage boundary. Unloads (1 - m) of s·B A into the base weights, records it in
+// the history, and re-initialises the adapter (plora_restart). W_of(slot) gives a slot's base weight.
+//   m = 0: the plain unload: A redrawn (a fresh seed per stage), B = 0.
+//   m > 0: A and B are kept, scaled by sqrt(m) (PLORA_SQRT: the adapter keeps m s B A, the function is
+//          preserved) or by m (PLORA_WRITEUP: it keeps m^2 s B A). A is not redrawn: the kept product
+//          lives in A and B, a fresh A would drop it.
+// The AdamW moments are reset at every unload, m or not (the caller does it; both backends): the
+// factors have just been re-drawn or rescaled, so the moments describe parameters that are gone, and
+// the paper restarts the optimizer with each stage. Bias correction restarts with them (t = 0).
+static int plora_restart(Adapter *ad, float m);
+static int plora_unload(Adapter *ad, float *(*W_of)(void *ctx, int layer, int target), void *ctx, float m) {
     for (int s = 0; s < ad->nslots; s++)
         adapter_fold(ad, s, W_of(ctx, ad->slot_layer[s], ad->slot_target[s]), 1.0f - m);
-    plora_restart(ad, m);
+    return plora_restart(ad, m);
+}
+
+// Room for `stages` stages of history (the trainer reserves a run's unloads at set-up, so an unload
+// allocates nothing). 0, or -1 when out of memory.
+static int plora_reserve_history(Adapter *ad, int stages) {
+    if (stages <= ad->hist_cap) return 0;
+    float *h = realloc(ad->hist, sizeof(float) * (ad->nA + ad->nB) * (size_t)stages);
+    if (!h) return -1;
+    ad->hist = h;
+    ad->hist_cap = stages;
+    return 0;
+}
+
+// Appends the stage being unloaded to the history: A as it is, B times c = (1 - m) s, exactly the
+// factors of what adapter_fold(.., 1 - m) added to the base. 0, or -1 when out of memory.
+static int plora_record_stage(Adapter *ad, float m) {
+    size_t n = ad->nA + ad->nB;
+    if (plora_reserve_history(ad, ad->nhist + 1) != 0) return -1;
+    float *st = ad->hist + n * (size_t)ad->nhist, c = (1.0f - m) * ad->scale;
+    memcpy(st, ad->params, sizeof(float) * ad->nA);
+    for (size_t i = 0; i < ad->nB; i++) st[ad->nA + i] = c * ad->params[ad->nA + i];
+    ad->nhist++;
+    return 0;
 }
 
 // The adapter's side of an unload, once (1 - m) s B A has been folded into the base (here or on a
-// GPU): keep m s B A by scaling A and B by sqrt(m), or with m = 0 redraw A and zero B.
-static void plora_restart(Adapter *ad, float m) {
+// GPU, which copies the adapter to the host first): record the stage, then keep m s B A (sqrt) or
+// m^2 s B A (writeup), or with m = 0 redraw A and zero B. 0, or -1 when out of memory.
+static int plora_restart(Adapter *ad, float m) {
+    if (plora_record_stage(ad, m) != 0) return -1;
     ad->stage++;
     if (m > 0) {
-        float k = sqrtf(m);
+        float k = ad->plora_mode == PLORA_WRITEUP ? m : sqrtf(m);
         for (size_t i = 0; i < ad->nA + ad->nB; i++) ad->params[i] *= k;
     } else {
         memset(ad->params + ad->nA, 0, sizeof(float) * ad->nB);
         for (int s = 0; s < ad->nslots; s++) adapter_draw_A(ad, s, ad->cfg.seed + 1000003ull * (uint64_t)ad->stage);
     }
+    return 0;
+}
+
+// Folds the history into base weights (W += c_k B_k A_k per stage and slot): what a PLoRA adapter
+// loaded onto the ORIGINAL base needs before it trains on or runs as its current stage.
+static void plora_fold_history(const Adapter *ad, float *(*W_of)(void *ctx, int layer, int target), void *ctx) {
+    size_t n = ad->nA + ad->nB;
+    int r = ad->cfg.rank;
+    for (int k = 0; k < ad->nhist; k++) {
+        const float *st = ad->hist + n * (size_t)k;
+        for (int s = 0; s < ad->nslots; s++) {
+            int in = ad->slot_in[s], o = ad->slot_out[s];
+            gemm('N', 'N', o, in, r, 1.0f, st + ad->nA + ad->b_off[s], r, st + ad->a_off[s], in, 1.0f,
+                 W_of(ctx, ad->slot_layer[s], ad->slot_target[s]), in);
+        }
+    }
+}
+
+// out = the exact LoRA of a PLoRA adapter with history on the original base: rank R = (nhist + 1) r,
+// per slot A = [A_1; ...; A_K; A] (R, in) and B = [c_1 B_1 ... c_K B_K, s B] (out, R), alpha = R and
+// no rsLoRA, so its scale is 1 (as merge.h's cat). Without history: a copy. -1 with a message when R
+// is above the layer width (adapter.h's limit): then only the merged model (model.bin) holds the run.
+static int adapter_flatten_stages(const Adapter *ad, Adapter *out, char *err, size_t errlen) {
+    int r = ad->cfg.rank, K = ad->nhist, R = (K + 1) * r;
+    AdapterConfig cfg = ad->cfg;
+    if (K > 0) {
+        if (R > ad->C) {
+            snprintf(err, errlen, "this PLoRA adapter's %d stages of rank %d make an exact LoRA of rank %d, above the "
+                     "layer width C = %d: no adapter of that rank exists here; use the run's merged model.bin "
+                     "(or --merge-out) instead", K + 1, r, R, ad->C);
+            return -1;
+        }
+        cfg.kind = ADAPTER_LORA; cfg.rank = R; cfg.alpha = (float)R; cfg.rslora = 0;
+    }
+    if (adapter_create(out, &cfg, ad->L, ad->C, err, errlen) != 0) return -1;
+    size_t n = ad->nA + ad->nB;
+    for (int s = 0; s < ad->nslots; s++) {
+        int in = ad->slot_in[s], o = ad->slot_out[s];
+        float *A = adapter_A(out, s), *B = adapter_B(out, s);
+        for (int k = 0; k <= K; k++) {
+            const float *src = k < K ? ad->hist + n * (size_t)k : ad->params;
+            float c = k < K ? 1.0f : (K > 0 ? ad->scale : 1.0f);
+            memcpy(A + (size_t)k * r * in, src + ad->a_off[s], sizeof(float) * (size_t)r * in);
+            const float *Bk = src + ad->nA + ad->b_off[s];
+            for (int i = 0; i < o; i++)
+                for (int j = 0; j < r; j++) B[(size_t)i * R + k * r + j] = c * Bk[(size_t)i * r + j];
+        }
+    }
+    if (K == 0 && ad->mask) adapter_set_mask(out, ad->mask, 0);
+    out->stage = K > 0 ? 0 : ad->stage;
+    return 0;
 }
 
 // Parses "qkv,attn_proj,fc,fc_proj" (or "all") into a bitmask; -1 on an unknown name.

@@ -13,7 +13,8 @@ Layout (llm.c style, everything little-endian). Header: 256 int32 (1024 bytes):
     [8] init of A (0 kaiming, 1 gaussian)   [9],[10] seed (uint64, low word first)
     [11] L   [12] C   [13] nslots   [14] A storage   [15] B storage   [16] stage (PLoRA unloads)
     [17] length of the training-config string in bytes   [18],[19] nA   [20],[21] nB
-    [22],[23] nkept (uint64 each, low word first)   [24..255] zero (refused otherwise)
+    [22],[23] nkept (uint64 each, low word first)   [24] PLoRA stages in the history (nhist)
+    [25..255] zero (refused otherwise)
 Body, in this order, no padding:
     config string   (length [17], UTF-8, no NUL; e.g. the command line)
     A               storage 0 (dense): nA float32, slot order;  1 (by seed): nothing, the reader
@@ -23,6 +24,11 @@ Body, in this order, no padding:
                       then nkept float32 values; B is 0 elsewhere and the mask is exactly the index set;
                     2 (dense + mask): nB float32, then nkept uint32 indices of the mask (continual
                       LoRI-S: earlier entries outside the current mask are nonzero and must be kept).
+    history         PLoRA only: nhist x (nA + nB) float32, per unloaded stage k its A_k then c_k B_k
+                    (c_k = (1 - m) s, adapter.h): the file is relative to the ORIGINAL base, which
+                    gets W += sum_k c_k B_k A_k + s B A. nhist equals the stage count [16]; a PLoRA
+                    file with fewer (written before the history existed) is refused: it would
+                    describe the model only relative to a base with the earlier stages folded in.
 Slot shapes are implied by (targets, C, rank): slot order l = 0..L-1, t = qkv, attn_proj, fc,
 fc_proj; A (r, in), B (out, r) row-major (adapter.h). The reader checks nslots, nA, nB against them
 and the file length against the exact byte count before it allocates anything.
@@ -101,7 +107,7 @@ static int adapter_B_storage(const Adapter *ad) {
 
 // Bytes adapter_save writes for ad with a config string of cfg_len bytes.
 static uint64_t adapter_file_bytes(const Adapter *ad, size_t cfg_len) {
-    uint64_t n = 4 * ADAPTER_HEADER_INTS + cfg_len;
+    uint64_t n = 4 * ADAPTER_HEADER_INTS + cfg_len + 4 * (uint64_t)ad->nhist * (ad->nA + ad->nB);
     if (!adapter_A_is_seeded(ad)) n += 4 * (uint64_t)ad->nA;
     int bs = adapter_B_storage(ad);
     n += bs == B_SPARSE ? 8 * (uint64_t)ad->nkept : bs == B_DENSE_MASKED ? 4 * ((uint64_t)ad->nB + ad->nkept) : 4 * (uint64_t)ad->nB;
@@ -137,9 +143,15 @@ static int adapter_save(const Adapter *ad, const char *path, const char *train_c
     h[11] = ad->L; h[12] = ad->C; h[13] = ad->nslots; h[14] = a_st; h[15] = b_st; h[16] = ad->stage;
     h[17] = (int32_t)cfg_len; af_put64(h, 18, ad->nA); af_put64(h, 20, ad->nB);
     af_put64(h, 22, b_st == B_DENSE ? 0 : ad->nkept);
+    h[24] = ad->nhist;
+    if (ad->nhist > 0 && ad->cfg.kind != ADAPTER_PLORA) { snprintf(err, errlen, "%s: not written: a stage history on a %s adapter", path, variant_of(ad->cfg.kind)->name); return -1; }
+    if (ad->nhist > 0 && !af_all_finite(ad->hist, (size_t)ad->nhist * (ad->nA + ad->nB), &bad)) {
+        snprintf(err, errlen, "%s: not written: PLoRA history value %zu is not finite", path, bad);
+        return -1;
+    }
     const float *B = ad->params + ad->nA;
     float *vals = NULL;
-    const void *parts[6]; size_t lens[6]; int np = 0;
+    const void *parts[7]; size_t lens[7]; int np = 0;
     parts[np] = h; lens[np++] = sizeof(h);
     parts[np] = train_config; lens[np++] = cfg_len;
     if (a_st == A_DENSE) { parts[np] = ad->params; lens[np++] = sizeof(float) * ad->nA; }
@@ -153,6 +165,7 @@ static int adapter_save(const Adapter *ad, const char *path, const char *train_c
         parts[np] = B; lens[np++] = sizeof(float) * ad->nB;
         if (b_st == B_DENSE_MASKED) { parts[np] = ad->kept; lens[np++] = sizeof(uint32_t) * ad->nkept; }
     }
+    parts[np] = ad->hist; lens[np++] = sizeof(float) * (size_t)ad->nhist * (ad->nA + ad->nB);
     int rc = write_chunks_atomic(path, parts, lens, np, err, errlen);
     free(vals);
     return rc;
@@ -182,7 +195,7 @@ static int adapter_load_ex(Adapter *ad, const char *path, int L, int C, char **t
     AdapterConfig cfg = {0};
     cfg.kind = (AdapterKind)h[2]; cfg.rank = h[3]; cfg.alpha = af_u2f((uint32_t)h[4]); cfg.rslora = h[5];
     cfg.dropout = af_u2f((uint32_t)h[6]); cfg.targets = h[7]; cfg.init = (AdapterInit)h[8]; cfg.seed = af_get64(h, 9);
-    int fL = h[11], fC = h[12], a_st = h[14], b_st = h[15], stage = h[16], cfg_len = h[17];
+    int fL = h[11], fC = h[12], a_st = h[14], b_st = h[15], stage = h[16], cfg_len = h[17], nhist = h[24];
     uint64_t fnA = af_get64(h, 18), fnB = af_get64(h, 20), nkept = af_get64(h, 22);
     if (h[2] < ADAPTER_LORA || h[2] > ADAPTER_PLORA) AF_FAIL("%s: unknown adapter kind %d", path, h[2]);
     if (h[7] <= 0 || h[7] > 15) AF_FAIL("%s: bad targets bitmask %d (must select 1..4 of qkv, attn_proj, fc, fc_proj)", path, h[7]);
@@ -199,15 +212,23 @@ static int adapter_load_ex(Adapter *ad, const char *path, int L, int C, char **t
     if (b_st < B_DENSE || b_st > B_DENSE_MASKED) AF_FAIL("%s: unknown B storage %d", path, b_st);
     if (stage < 0) AF_FAIL("%s: bad stage count %d", path, stage);
     if (cfg_len < 0 || cfg_len > ADAPTER_MAX_CONFIG) AF_FAIL("%s: bad training-config length %d", path, cfg_len);
-    for (int i = 24; i < ADAPTER_HEADER_INTS; i++) if (h[i] != 0) AF_FAIL("%s: reserved header word %d is %d, not 0", path, i, h[i]);
+    if (nhist < 0 || nhist > stage) AF_FAIL("%s: bad PLoRA history length %d (stage count %d)", path, nhist, stage);
+    if (nhist > 0 && h[2] != ADAPTER_PLORA) AF_FAIL("%s: a stage history in a %s adapter (only PLoRA has one)", path, variant_of((AdapterKind)h[2])->name);
+    if (h[2] == ADAPTER_PLORA && nhist != stage)
+        AF_FAIL("%s: PLoRA adapter after %d unloads holds the last stage only (no history: written by an older build); "
+                "it describes the model only relative to a base with the earlier stages folded in: use that run's model.bin", path, stage);
+    for (int i = 25; i < ADAPTER_HEADER_INTS; i++) if (h[i] != 0) AF_FAIL("%s: reserved header word %d is %d, not 0", path, i, h[i]);
     int nslots; uint64_t nA, nB;
     adapter_shape_counts(cfg.targets, cfg.rank, fL, fC, &nslots, &nA, &nB);
     if (h[13] != nslots) AF_FAIL("%s: header says %d slots, targets/L imply %d", path, h[13], nslots);
     if (fnA != nA || fnB != nB) AF_FAIL("%s: header sizes nA=%llu nB=%llu do not match the shapes (nA=%llu nB=%llu)", path,
                                          (unsigned long long)fnA, (unsigned long long)fnB, (unsigned long long)nA, (unsigned long long)nB);
     if (b_st == B_DENSE ? nkept != 0 : nkept > nB) AF_FAIL("%s: bad kept count %llu (B has %llu entries)", path, (unsigned long long)nkept, (unsigned long long)nB);
+    if (nhist > 0 && nA + nB > (uint64_t)size / 4 / (uint64_t)nhist)
+        AF_FAIL("%s: truncated: %zu bytes cannot hold %d history stages of %llu values", path, size, nhist, (unsigned long long)(nA + nB));
     uint64_t expect = 4 * ADAPTER_HEADER_INTS + (uint64_t)cfg_len + (a_st == A_DENSE ? 4 * nA : 0)
-                    + (b_st == B_SPARSE ? 8 * nkept : b_st == B_DENSE_MASKED ? 4 * (nB + nkept) : 4 * nB);
+                    + (b_st == B_SPARSE ? 8 * nkept : b_st == B_DENSE_MASKED ? 4 * (nB + nkept) : 4 * nB)
+                    + 4 * (uint64_t)nhist * (nA + nB);
     if ((uint64_t)size < expect) AF_FAIL("%s: truncated: %zu bytes, the header implies %llu", path, size, (unsigned long long)expect);
     if ((uint64_t)size > expect) AF_FAIL("%s: %llu trailing bytes after the adapter data", path, (unsigned long long)(size - expect));
     const uint8_t *p = buf + 4 * ADAPTER_HEADER_INTS;
@@ -221,6 +242,7 @@ static int adapter_load_ex(Adapter *ad, const char *path, int L, int C, char **t
     if (!vals || !idx) { free(vals); free(idx); AF_FAIL("%s: out of memory", path); }
     if (b_st == B_SPARSE) { memcpy(idx, p, 4 * nidx); memcpy(vals, p + 4 * nidx, 4 * nvals); }
     else { memcpy(vals, p, 4 * nvals); memcpy(idx, p + 4 * nvals, 4 * nidx); }
+    const uint8_t *phist = p + 4 * (nidx + nvals);
     size_t bad;
     if (af_check_indices(idx, nidx, nB, path, err, errlen) != 0) { free(vals); free(idx); free(buf); return -1; }
     if (!af_all_finite(vals, nvals, &bad)) { free(vals); free(idx); AF_FAIL("%s: B value %zu is not finite (NaN/Inf refused)", path, bad); }
@@ -241,6 +263,13 @@ static int adapter_load_ex(Adapter *ad, const char *path, int L, int C, char **t
     if (b_st == B_SPARSE) for (uint64_t k = 0; k < nkept; k++) B[idx[k]] = vals[k];
     else memcpy(B, vals, 4 * nB);
     ad->stage = stage;
+    if (nhist > 0) {
+        size_t nh = (size_t)nhist * (nA + nB);
+        if (!(ad->hist = malloc(sizeof(float) * nh))) { adapter_free(ad); free(vals); free(idx); AF_FAIL("%s: out of memory", path); }
+        memcpy(ad->hist, phist, 4 * nh);
+        ad->nhist = ad->hist_cap = nhist;
+        if (!af_all_finite(ad->hist, nh, &bad)) { adapter_free(ad); free(vals); free(idx); AF_FAIL("%s: PLoRA history value %zu is not finite (NaN/Inf refused)", path, bad); }
+    }
     if (train_config) {
         *train_config = xcalloc((size_t)cfg_len + 1, 1, "adapter training config");
         if (*train_config) { memcpy(*train_config, pcfg, (size_t)cfg_len); (*train_config)[cfg_len] = 0; }

@@ -303,7 +303,7 @@ static void score_adapter(Compare *cm, const char *adapter_path, EMResult *out, 
         if (only_task >= 0 && t != only_task) continue;
         char test[1200];
         task_path(test, sizeof(test), cm->tasks[t], "test");
-        if (eval_exact_match(&m, test, cm->eval_examples, 2, &scratch, &out[t], err, sizeof(err)) != 0) die("compare: %s", err);
+        if (eval_exact_match(&m, NULL, test, cm->eval_examples, 2, &scratch, &out[t], err, sizeof(err)) != 0) die("compare: %s", err); // the suite's byte-level tokenizer
         printf("exact match %s: %d / %d = %.1f%%\n", test, out[t].correct, out[t].n, pct(out[t]));
     }
     free(scratch);

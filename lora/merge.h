@@ -190,7 +190,7 @@ static void merge_jacobi_svd(double *M, int n, double *U, double *S, double *V) 
 // ----------------------------------------------------------------------------
 // the merge
 
-static int adapter_merge(Adapter *out, const Adapter *const *in, const float *w, int T, const MergeConfig *mc, char *err, size_t errlen) {
+static int adapter_merge_flat(Adapter *out, const Adapter *const *in, const float *w, int T, const MergeConfig *mc, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
     if (T < 1) { snprintf(err, errlen, "merge: no input adapters"); return -1; }
     if ((int)mc->method < 0 || mc->method >= MERGE_NUM) { snprintf(err, errlen, "merge: unknown method"); return -1; }
@@ -291,6 +291,27 @@ static int adapter_merge(Adapter *out, const Adapter *const *in, const float *w,
     }
     free(cA); free(cB);
     return 0;
+}
+
+// Merges T adapters. A PLoRA input with a stage history enters as its exact LoRA on the original
+// base (adapter.h's adapter_flatten_stages), so every input describes its change to the same base.
+static int adapter_merge(Adapter *out, const Adapter *const *in, const float *w, int T, const MergeConfig *mc, char *err, size_t errlen) {
+    memset(out, 0, sizeof(*out));
+    if (T < 1) { snprintf(err, errlen, "merge: no input adapters"); return -1; }
+    Adapter *flat = calloc((size_t)T, sizeof(Adapter));
+    const Adapter **use = malloc(sizeof(Adapter *) * (size_t)T);
+    if (!flat || !use) { free(flat); free(use); snprintf(err, errlen, "merge: out of memory"); return -1; }
+    int rc = 0;
+    for (int t = 0; t < T && rc == 0; t++) {
+        use[t] = in[t];
+        if (in[t]->nhist == 0) continue;
+        if (adapter_flatten_stages(in[t], &flat[t], err, errlen) != 0) rc = -1;
+        else use[t] = &flat[t];
+    }
+    if (rc == 0) rc = adapter_merge_flat(out, use, w, T, mc, err, errlen);
+    for (int t = 0; t < T; t++) if (use[t] == &flat[t]) adapter_free(&flat[t]);
+    free(flat); free(use);
+    return rc;
 }
 
 #endif // LORA_MERGE_H

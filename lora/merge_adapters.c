@@ -105,6 +105,12 @@ int main(int argc, char **argv) {
         if (adapter_merge(&merged, ptrs, w, n, &mc, err, sizeof(err))) { fprintf(stderr, "error: %s\n", err); return 1; }
         res = &merged;
         printf("merged with %s: rank %d, scale %g\n", merge_method_names[mc.method], merged.cfg.rank, (double)merged.scale);
+    } else if (ads[0].nhist > 0) { // a PLoRA run: its exact LoRA on the original base, every stage kept
+        if (adapter_flatten_stages(&ads[0], &merged, err, sizeof(err))) { fprintf(stderr, "error: %s: %s\n", inputs[0], err); return 1; }
+        res = &merged;
+        method = "";
+        printf("PLoRA adapter with %d unloaded stages: converted to its exact LoRA on the original base (rank %d, scale 1)\n",
+               ads[0].nhist, merged.cfg.rank);
     }
     // the command line, stored in the adapter file
     char cmdline[4096] = "";
@@ -125,7 +131,7 @@ int main(int argc, char **argv) {
             adapter_fold(res, s, gpt2_slot_weight(&base, res->slot_layer[s], res->slot_target[s]), 1.0f);
         if (merge_out) {
             if (gpt2_write_checkpoint(&base.config, base.params_memory, base.num_parameters, merge_out, err, sizeof(err))) { fprintf(stderr, "error: %s\n", err); return 1; }
-            printf("wrote %s (llm.c v3 checkpoint: %s with the %s folded in)\n", merge_out, merge_base, method ? "merged adapter" : "adapter");
+            printf("wrote %s (llm.c v3 checkpoint: %s with the %s folded in)\n", merge_out, merge_base, method && *method ? "merged adapter" : "adapter");
         }
         struct stat sb;
         int copied = 0;

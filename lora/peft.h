@@ -94,7 +94,7 @@ static void peft_write_float(FILE *f, float x) {
     else fprintf(f, "%.9g", (double)x);
 }
 
-static int peft_export(const Adapter *ad, const char *dir, const char *base_model_name, char *err, size_t errlen) {
+static int peft_export_flat(const Adapter *ad, const char *dir, const char *base_model_name, char *err, size_t errlen) {
     if (peft_mkdir(dir, err, errlen)) return -1;
     size_t dl = strlen(dir);
     char *path = malloc(dl + 64);
@@ -144,6 +144,18 @@ static int peft_export(const Adapter *ad, const char *dir, const char *base_mode
     snprintf(path, dl + 64, "%s/adapter_config.json", dir);
     rc = write_chunks_atomic(path, cp, cl, 1, err, errlen);
     free(cfg); free(path);
+    return rc;
+}
+
+// Writes ad as a PEFT LoRA folder. A PLoRA adapter with a history exports as its exact LoRA on the
+// original base (adapter_flatten_stages: rank (stages) x r, scale 1), or is refused with a message
+// naming the merged model when that rank is above the layer width.
+static int peft_export(const Adapter *ad, const char *dir, const char *base_model_name, char *err, size_t errlen) {
+    if (ad->nhist == 0) return peft_export_flat(ad, dir, base_model_name, err, errlen);
+    Adapter flat;
+    if (adapter_flatten_stages(ad, &flat, err, errlen) != 0) return -1;
+    int rc = peft_export_flat(&flat, dir, base_model_name, err, errlen);
+    adapter_free(&flat);
     return rc;
 }
 

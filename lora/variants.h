@@ -9,8 +9,9 @@ math in lora/adapter.h (the places marked VARIANT).
   LoRI           B (A frozen)     from a stored seed        D (dense B) -> mask top-k |B| -> S      adapter.bin (seed + B or
                                   (--lori-init)             (B ⊙ M from B = 0; --lori-stage)       B's kept entries), mask.bin,
                                                                                                     adapter_lori_d.bin
-  PLoRA          A, B             fresh per stage           every --plora-every steps: unload      adapter.bin (last stage),
-                                                            W += (1-m) s B A, re-init              model.bin (every stage folded)
+  PLoRA          A, B             fresh per stage (kept,    every --plora-every steps: unload      adapter.bin (every stage: the
+                                  scaled, when m > 0)       W += (1-m) s B A, re-init              original base's exact LoRA),
+                                                                                                    model.bin (every stage folded)
 
 Facts and sources: lora/METHODS.md.
 */
@@ -43,7 +44,8 @@ static const AdapterVariant variant_table[NUM_ADAPTER_KINDS] = {
     {ADAPTER_LORI, "lori", "LoRI", 0, 0, 1, 0, 0, 0, ADAPTER_LORI,
      "adapter.bin: A's seed and B (LoRI-S: B's kept entries only); mask.bin; adapter_lori_d.bin: the D phase's adapter"},
     {ADAPTER_PLORA, "plora", "PeriodicLoRA", 0, 1, 0, 1, 1, 1, ADAPTER_LORA,
-     "model.bin: the base with every stage folded in; adapter.bin: the last stage, relative to that base"},
+     "model.bin: the base with every stage folded in; adapter.bin: the last stage and every unloaded one (the stage history), "
+     "applying to the original base"},
 };
 
 static const AdapterVariant *variant_of(AdapterKind k) { return &variant_table[k >= 0 && k < NUM_ADAPTER_KINDS ? k : 0]; }

@@ -435,8 +435,8 @@ START_TEST(test_extract_handmade) {
     m2[1] = 1; m2[2] = 1; m2[3] = 1; m2[4] = 1;         // empty prompt
     ck_assert_int_eq(tasks_extract_examples(t2, m2, n, ex, 4), -1);
     memcpy(m2, m, sizeof m);
-    t2[2] = '\n';                                       // newline in the prompt
-    ck_assert_int_eq(tasks_extract_examples(t2, m2, n, ex, 4), -1);
+    t2[2] = '\n';                                       // newline in the prompt: fine, the mask separates
+    ck_assert_int_eq(tasks_extract_examples(t2, m2, n, ex, 4), 2);
     memcpy(t2, t, sizeof t);
     t2[5] = '\n';                                       // two newlines in the answer: "\n\n"
     ck_assert_int_eq(tasks_extract_examples(t2, m2, n, ex, 4), -1);
@@ -476,6 +476,91 @@ START_TEST(test_exact_match) {
     ck_assert_int_eq(tasks_is_stop('\n'), 1);
     ck_assert_int_eq(tasks_is_stop(TASKS_EOT), 1);
     ck_assert_int_eq(tasks_is_stop('a'), 0);
+}
+END_TEST
+
+// A GPT-2-BPE-like vocabulary by hand: ids 0..255 are bytes (as GPT-2's first 256 tokens cover
+// every byte), then multi-byte tokens, among them newlines merged with other bytes; EOT is last.
+enum { BPE_POSITIVE = 256, BPE_POS, BPE_ITIVE, BPE_NLNL, BPE_SPNL, BPE_NEG, BPE_12, BPE_EOT, BPE_V };
+static const char *bpe_text[BPE_V];
+static tasks_vocab bpe_vocab(void) {
+    static char bytes[256][2];
+    for (int i = 0; i < 256; i++) { bytes[i][0] = (char)i; bytes[i][1] = 0; bpe_text[i] = bytes[i]; }
+    bpe_text[BPE_POSITIVE] = " positive"; bpe_text[BPE_POS] = " pos"; bpe_text[BPE_ITIVE] = "itive";
+    bpe_text[BPE_NLNL] = "\n\n"; bpe_text[BPE_SPNL] = " \n"; bpe_text[BPE_NEG] = " negative";
+    bpe_text[BPE_12] = "12"; bpe_text[BPE_EOT] = "<|endoftext|>";
+    tasks_vocab v = {BPE_EOT, BPE_V, bpe_text};
+    return v;
+}
+
+START_TEST(test_bpe_extract_and_match) {
+    tasks_vocab v = bpe_vocab();
+    // documents: EOT "good =>" | " positive" "\n"   and   EOT "x\ny =>" | " negative" "\n\n"
+    uint16_t t[64]; uint8_t m[64]; size_t n = 0;
+    const char *p1 = "good =>", *p2 = "x\ny =>";
+    t[n] = BPE_EOT; m[n++] = 0;
+    for (const char *c = p1; *c; c++) { t[n] = (uint8_t)*c; m[n++] = 0; }
+    t[n] = BPE_POSITIVE; m[n++] = 1; t[n] = '\n'; m[n++] = 1;
+    t[n] = BPE_EOT; m[n++] = 0;
+    for (const char *c = p2; *c; c++) { t[n] = (uint8_t)*c; m[n++] = 0; }
+    t[n] = BPE_NEG; m[n++] = 1; t[n] = BPE_NLNL; m[n++] = 1;
+    tasks_example ex[4];
+    ck_assert_int_eq(tasks_extract_examples_v(&v, t, m, n, ex, 4), 2);
+    ck_assert_int_eq(ex[0].answer_len, 2);
+    ck_assert_int_eq(ex[1].prompt_len, 6);
+    ck_assert_int_eq(ex[1].answer_len, 2);
+    // the byte-level extractor reads the same tokens differently: id 263 is not its EOT
+    ck_assert_int_eq(tasks_extract_examples(t, m, n, ex, 4), -1);
+    // malformed under the BPE rules
+    uint16_t t2[64]; uint8_t m2[64];
+    memcpy(t2, t, sizeof t); memcpy(m2, m, sizeof m);
+    t2[8] = BPE_SPNL;                 // a newline (merged, " \n") before the answer's last token
+    ck_assert_int_eq(tasks_extract_examples_v(&v, t2, m2, n, ex, 4), -1);
+    memcpy(t2, t, sizeof t);
+    t2[n - 1] = '2';                  // the second answer has no newline at all
+    ck_assert_int_eq(tasks_extract_examples_v(&v, t2, m2, n, ex, 4), -1);
+    memcpy(t2, t, sizeof t);
+    t2[2] = BPE_EOT;                  // EOT inside a prompt
+    ck_assert_int_eq(tasks_extract_examples_v(&v, t2, m2, n, ex, 4), -1);
+
+    // the scorer compares text up to the first newline
+    const int ans1[] = {BPE_POSITIVE, '\n'}, ans2[] = {BPE_NEG, BPE_NLNL};
+    const int same[] = {BPE_POSITIVE, '\n'};
+    const int split[] = {BPE_POS, BPE_ITIVE, '\n'};                 // other tokens, same text
+    const int merged_nl[] = {BPE_POSITIVE, BPE_NLNL};                // the newline merged into "\n\n"
+    const int space_nl[] = {BPE_POSITIVE, BPE_SPNL};                 // " positive \n": an extra space
+    const int wrong[] = {BPE_NEG, '\n'};
+    const int eot_first[] = {BPE_POSITIVE, BPE_EOT, '\n'};
+    const int truncated[] = {BPE_POSITIVE};
+    const int longer[] = {BPE_POSITIVE, BPE_12, '\n'};
+    ck_assert_int_eq(tasks_exact_match_v(&v, same, 2, ans1, 2), 1);
+    ck_assert_int_eq(tasks_exact_match_v(&v, split, 3, ans1, 2), 1);
+    ck_assert_int_eq(tasks_exact_match_v(&v, merged_nl, 2, ans1, 2), 1);
+    ck_assert_int_eq(tasks_exact_match_v(&v, space_nl, 2, ans1, 2), 0);
+    ck_assert_int_eq(tasks_exact_match_v(&v, wrong, 2, ans1, 2), 0);
+    ck_assert_int_eq(tasks_exact_match_v(&v, eot_first, 3, ans1, 2), 0);
+    ck_assert_int_eq(tasks_exact_match_v(&v, truncated, 1, ans1, 2), 0);
+    ck_assert_int_eq(tasks_exact_match_v(&v, longer, 3, ans1, 2), 0);
+    // a reference ending in "\n\n" is its text up to the first '\n': " negative\n"
+    const int neg_nl[] = {BPE_NEG, '\n'};
+    ck_assert_int_eq(tasks_exact_match_v(&v, neg_nl, 2, ans2, 2), 1);
+    ck_assert_int_eq(tasks_exact_match_v(&v, ans2, 2, ans2, 2), 1);
+    // the stop tokens: every token with a newline in its bytes, and EOT; not the byte-level 256
+    ck_assert_int_eq(tasks_is_stop_v(&v, '\n'), 1);
+    ck_assert_int_eq(tasks_is_stop_v(&v, BPE_NLNL), 1);
+    ck_assert_int_eq(tasks_is_stop_v(&v, BPE_SPNL), 1);
+    ck_assert_int_eq(tasks_is_stop_v(&v, BPE_EOT), 1);
+    ck_assert_int_eq(tasks_is_stop_v(&v, BPE_POSITIVE), 0);
+    ck_assert_int_eq(tasks_is_stop_v(&v, 256), 0);
+    ck_assert_int_eq(tasks_is_stop(256), 1);
+    // no length limit on an answer's text (the comparison streams both texts)
+    int *big = malloc(sizeof(int) * 6001), *big2 = malloc(sizeof(int) * 6001);
+    for (int i = 0; i < 6000; i++) big[i] = big2[i] = 'a' + i % 26;
+    big[6000] = big2[6000] = '\n';
+    ck_assert_int_eq(tasks_exact_match_v(&v, big2, 6001, big, 6001), 1);
+    big2[5999] = 'A';
+    ck_assert_int_eq(tasks_exact_match_v(&v, big2, 6001, big, 6001), 0);
+    free(big); free(big2);
 }
 END_TEST
 
@@ -531,6 +616,7 @@ static Suite *tasks_suite(void) {
     tcase_add_test(tc, test_labels_balanced);
     tcase_add_test(tc, test_extract_handmade);
     tcase_add_test(tc, test_exact_match);
+    tcase_add_test(tc, test_bpe_extract_and_match);
     tcase_add_test(tc, test_draw_and_rng);
     tcase_add_test(tc, test_present_needs_every_file);
     suite_add_tcase(s, tc);

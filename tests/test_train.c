@@ -9,6 +9,7 @@ numerical guard, crash-safe writes under a simulated full disk.
 
 #include <check.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <sys/resource.h>
 
@@ -19,9 +20,9 @@ static void write_tokens(const char *path, int n, int V, uint64_t seed) {
     int32_t h[256] = {20240520, 1, n};
     fwrite(h, 4, 256, f);
     uint64_t rng = seed;
+    int prev = 0; // the file is a function of (n, V, seed) alone, whatever was written before it
     for (int i = 0; i < n; i++) {
         // a learnable pattern with noise: next = 3*prev+1 mod V, one in five random
-        static int prev = 0;
         int t = rng_uniform(&rng) < 0.2f ? (int)(splitmix64(&rng) % (uint64_t)V) : (3 * prev + 1) % V;
         prev = t;
         uint16_t u = (uint16_t)t;
@@ -30,11 +31,18 @@ static void write_tokens(const char *path, int n, int V, uint64_t seed) {
     fclose(f);
 }
 
+static uint8_t *slurp(const char *path, size_t *n);
 static void setup_data(void) {
     mkdir("/tmp/tt", 0755);
-    write_tokens("/tmp/tt/train.bin", 6000, 61, 1);
     write_tokens("/tmp/tt/val.bin", 1000, 61, 2);
+    write_tokens("/tmp/tt/train.bin", 6000, 61, 1);
     write_tokens("/tmp/tt/task2.bin", 6000, 61, 3);
+    // the data must not depend on the order the files are written in (a static in the generator did)
+    write_tokens("/tmp/tt/val_again.bin", 1000, 61, 2);
+    size_t n1, n2;
+    uint8_t *a = slurp("/tmp/tt/val.bin", &n1), *b = slurp("/tmp/tt/val_again.bin", &n2);
+    if (n1 != n2 || memcmp(a, b, n1) != 0) { fprintf(stderr, "test_train: write_tokens depends on call order\n"); exit(1); }
+    free(a); free(b);
 }
 
 static void base_config(TrainConfig *c, const char *adapter, const char *out) {
@@ -295,6 +303,285 @@ START_TEST(test_vocab_mismatch_refused) {
 }
 END_TEST
 
+// ----------------------------------------------------------------------------
+// the files a run ships, read back by other tools
+
+static int have_python(void) { return system("python3 -c 'import json, struct' >/dev/null 2>&1") == 0; }
+static void skip_loudly(const char *what) {
+    fprintf(stderr, "\n*** SKIP: %s: python3 (standard library) not found; this check did NOT run ***\n\n", what);
+}
+
+// max |a - b| over two llm.c checkpoints, relative to 1 + max |b| (each tensor's scale is O(1))
+static double checkpoint_diff(const char *pa, const char *pb) {
+    GPT2 a, b;
+    char err[512];
+    ck_assert_msg(gpt2_load_checkpoint(&a, pa, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(gpt2_load_checkpoint(&b, pb, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(a.num_parameters, b.num_parameters);
+    double d = 0, mx = 0;
+    for (size_t i = 0; i < a.num_parameters; i++) { d = fmax(d, fabs(a.params_memory[i] - b.params_memory[i])); mx = fmax(mx, fabs(b.params_memory[i])); }
+    gpt2_free(&a); gpt2_free(&b);
+    return d / (1 + mx);
+}
+
+// A PLoRA run (3 stages) is reproduced exactly on the ORIGINAL base by what it ships: the PEFT export
+// (PEFT's arithmetic W + s B A, done by stdlib Python, not by our reader), adapter.bin through
+// merge_adapters --merge-out, and adapter.bin through the trainer's --adapter-in (train_gpt2's default
+// adapter is none: the file decides); all equal the run's model.bin. For each momentum mode.
+START_TEST(test_plora_exports_reproduce_the_run) {
+    ck_assert_msg(access("./merge_adapters", X_OK) == 0, "./merge_adapters must be built (make test_train builds it)");
+    const float ms[3] = {0.0f, 0.5f, 0.5f};
+    const char *modes[3] = {"sqrt", "sqrt", "writeup"};
+    for (int k = 0; k < 3; k++) {
+        char dir[128], cmd[1024], p1[256], p2[256], p3[256];
+        snprintf(dir, sizeof(dir), "/tmp/tt/plx%d", k);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        ck_assert_int_eq(system(cmd), 0);
+        TrainConfig c;
+        base_config(&c, "plora", dir);
+        c.dropout = 0; c.max_steps = 8; c.plora_every = 3; // unloads after steps 3 and 6: rank 3 x 4 = 12
+        c.plora_momentum = ms[k];
+        strcpy(c.plora_mode, modes[k]);
+        snprintf(c.export_peft, sizeof(c.export_peft), "%s/peft", dir);
+        ck_assert_int_eq(run_cfg(&c), 0);
+        snprintf(p1, sizeof(p1), "%s/model.bin", dir);
+        // PEFT, read and applied by Python's standard library
+        if (have_python()) {
+            snprintf(cmd, sizeof(cmd), "python3 dev/check_safetensors.py %s/peft --base %s --merged %s", dir, REF_MODEL, p1);
+            ck_assert_msg(system(cmd) == 0, "PEFT export of the PLoRA run (%s, m %g): W + s B A on the original base != model.bin", modes[k], ms[k]);
+        } else skip_loudly("PLoRA PEFT export vs model.bin");
+        // adapter.bin through merge_adapters
+        snprintf(p2, sizeof(p2), "%s/via_merge.bin", dir);
+        snprintf(cmd, sizeof(cmd), "./merge_adapters %s/adapter.bin --merge-base %s --merge-out %s > /dev/null", dir, REF_MODEL, p2);
+        ck_assert_int_eq(system(cmd), 0);
+        double d2 = checkpoint_diff(p2, p1);
+        // adapter.bin through the trainer: no --adapter flag, -x 0
+        TrainConfig e;
+        base_config(&e, "none", "");
+        snprintf(e.adapter_in, sizeof(e.adapter_in), "%s/adapter.bin", dir);
+        e.max_steps = 0;
+        snprintf(p3, sizeof(p3), "%s/via_adapter_in.bin", dir);
+        strcpy(e.merge_out, p3);
+        ck_assert_int_eq(run_cfg(&e), 0);
+        double d3 = checkpoint_diff(p3, p1);
+        printf("PLoRA (%s, m %g): merge_adapters --merge-out vs model.bin %.3g, --adapter-in --merge-out vs model.bin %.3g\n",
+               modes[k], ms[k], d2, d3);
+        ck_assert_double_le(d2, 1e-6); // float rounding: the stages summed in another order
+        ck_assert_double_le(d3, 1e-6);
+    }
+}
+END_TEST
+
+// The PEFT export of a LoRA run, checked by an independent reader: stdlib Python reads the safetensors
+// and applies PEFT's W + s B A to the base; the result must equal the trainer's --merge-out.
+START_TEST(test_peft_export_vs_merge_out) {
+    ck_assert_int_eq(system("rm -rf /tmp/tt/peftx"), 0);
+    TrainConfig c;
+    base_config(&c, "lora", "/tmp/tt/peftx");
+    c.dropout = 0; c.rslora = 1; c.alpha = 6; // a scale that is not 1 nor 2 (rsLoRA: alpha / sqrt(r) = 3)
+    strcpy(c.targets, "qkv,fc_proj");
+    strcpy(c.merge_out, "/tmp/tt/peftx/merged.bin");
+    strcpy(c.export_peft, "/tmp/tt/peftx/peft");
+    ck_assert_int_eq(run_cfg(&c), 0);
+    if (!have_python()) { skip_loudly("PEFT export vs --merge-out"); return; }
+    ck_assert_int_eq(system("python3 dev/check_safetensors.py /tmp/tt/peftx/peft --base " REF_MODEL " --merged /tmp/tt/peftx/merged.bin"), 0);
+}
+END_TEST
+
+// Runs the trainer in a child with argv (parse_args, validate_args, run_training): its exit status,
+// stderr in /tmp/tt/stderr.txt, and the result through *res when it returns.
+static int run_argv(int argc, char **argv, TrainResult *res) {
+    TrainResult *shared = res ? mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) : NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/tmp/tt/stderr.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        TrainConfig c;
+        config_defaults(&c);
+        if (parse_args(&c, argc, argv) != 0 || validate_args(&c) != 0) _exit(3);
+        g_stop_requested = 0;
+        TrainResult r = {0};
+        int rc = run_training(&c, argc, argv, &r);
+        if (shared) *shared = r;
+        _exit(rc);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    if (res) { *res = *shared; munmap(shared, sizeof(*res)); }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+static char *stderr_text(void) {
+    size_t n;
+    char *msg = (char *)slurp("/tmp/tt/stderr.txt", &n);
+    msg = realloc(msg, n + 1); msg[n] = 0;
+    return msg;
+}
+
+// --adapter-in takes the variant and its settings from the file, in every binary (train_gpt2's
+// default adapter is none); a flag that disagrees with the file is an error naming both.
+START_TEST(test_adapter_in_takes_the_file) {
+    // every run in a child (run_argv): libgomp does not survive a fork after this process used it
+    ck_assert_int_eq(system("rm -rf /tmp/tt/ain"), 0);
+    char *train[] = {"t", "-e", REF_MODEL, "-i", "/tmp/tt/train.bin", "-b", "4", "-t", "16", "-x", "8", "-l", "1e-2",
+                     "--adapter", "lora", "--rank", "4", "--alpha", "8", "-s", "0", "-v", "0", "--threads", "2", "-o", "/tmp/tt/ain"};
+    ck_assert_int_eq(run_argv((int)(sizeof(train) / sizeof(train[0])), train, NULL), 0);
+    char *common[] = {"t", "-e", REF_MODEL, "-j", "/tmp/tt/val.bin", "-b", "4", "-t", "16", "-m", "2", "-x", "0", "-s", "0", "--threads", "2"};
+    int nc = (int)(sizeof(common) / sizeof(common[0]));
+    char *argv[40];
+    TrainResult bare, none, lora;
+    for (int i = 0; i < nc; i++) argv[i] = common[i];
+    ck_assert_int_eq(run_argv(nc, argv, &bare), 0);                       // the base alone
+    argv[nc] = "--adapter-in"; argv[nc + 1] = "/tmp/tt/ain/adapter.bin";
+    ck_assert_int_eq(run_argv(nc + 2, argv, &none), 0);                   // no --adapter: the file's lora
+    argv[nc + 2] = "--adapter"; argv[nc + 3] = "lora"; argv[nc + 4] = "--rank"; argv[nc + 5] = "4";
+    ck_assert_int_eq(run_argv(nc + 6, argv, &lora), 0);                   // the same, said explicitly
+    printf("--adapter-in: val loss bare %.6f, file decides %.6f, explicit lora %.6f\n", bare.final_val_loss, none.final_val_loss, lora.final_val_loss);
+    ck_assert(none.final_val_loss == lora.final_val_loss);
+    ck_assert(fabs(none.final_val_loss - bare.final_val_loss) > 1e-4);  // the adapter is applied, not ignored
+    ck_assert_uint_gt(none.trainable, 0);
+    ck_assert_uint_lt(none.trainable, none.total_params);
+    // conflicts: each an error naming the flag and the file's value
+    struct { const char *flag, *val, *want1, *want2; } bad[] = {
+        {"--adapter", "lori", "--adapter lori", "lora"}, {"--rank", "8", "--rank 8", "rank 4"},
+        {"--alpha", "16", "--alpha 16", "alpha 8"}, {"--targets", "qkv", "--targets qkv", "targets"},
+        {"--adapter", "none", "--adapter none", "lora"},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        argv[nc + 2] = (char *)bad[k].flag; argv[nc + 3] = (char *)bad[k].val;
+        ck_assert_int_eq(run_argv(nc + 4, argv, NULL), 1);
+        char *msg = stderr_text();
+        ck_assert_msg(strstr(msg, bad[k].want1) && strstr(msg, bad[k].want2) && strstr(msg, "adapter.bin"), "%s %s: message was: %s", bad[k].flag, bad[k].val, msg);
+        free(msg);
+    }
+    // the one combination allowed: a LoRA file continued as PLoRA
+    argv[nc + 2] = "--adapter"; argv[nc + 3] = "plora";
+    TrainResult pl;
+    ck_assert_int_eq(run_argv(nc + 4, argv, &pl), 0);
+    ck_assert(pl.final_val_loss == none.final_val_loss);
+    // --import-peft the same way: the PEFT export of the adapter, no --adapter (train_gpt2's none)
+    ck_assert_int_eq(system("./merge_adapters /tmp/tt/ain/adapter.bin --export-peft /tmp/tt/ain/peft > /dev/null"), 0);
+    argv[nc] = "--import-peft"; argv[nc + 1] = "/tmp/tt/ain/peft";
+    TrainResult pe;
+    ck_assert_int_eq(run_argv(nc + 2, argv, &pe), 0);
+    ck_assert(pe.final_val_loss == none.final_val_loss);
+    argv[nc + 2] = "--rank"; argv[nc + 3] = "8";
+    ck_assert_int_eq(run_argv(nc + 4, argv, NULL), 1);
+    char *msg = stderr_text();
+    ck_assert_msg(strstr(msg, "--rank 8") && strstr(msg, "rank 4") && strstr(msg, "--import-peft"), "message was: %s", msg);
+    free(msg);
+    argv[nc + 2] = "--adapter"; argv[nc + 3] = "lori";
+    ck_assert_int_eq(run_argv(nc + 4, argv, NULL), 1);
+    msg = stderr_text();
+    ck_assert_msg(strstr(msg, "--adapter lori") && strstr(msg, "PEFT LoRA"), "message was: %s", msg);
+    free(msg);
+}
+END_TEST
+
+// --beta1, --beta2, --eps reach the optimizer (the trajectory changes) and are checked on resume.
+START_TEST(test_adamw_flags) {
+    // every run in a child (run_argv): libgomp does not survive a fork after this process used it
+    ck_assert_int_eq(system("rm -rf /tmp/tt/b0 /tmp/tt/b1"), 0);
+    char *argv[40] = {"t", "-e", REF_MODEL, "-i", "/tmp/tt/train.bin", "-j", "/tmp/tt/val.bin", "-b", "4", "-t", "16", "-x", "8",
+                      "-l", "1e-2", "--adapter", "lora", "--rank", "4", "-s", "0", "-v", "4", "-m", "2", "--threads", "2", "-o"};
+    int n = 28;
+    argv[n] = "/tmp/tt/b0";
+    ck_assert_int_eq(run_argv(n + 1, argv, NULL), 0);
+    argv[n] = "/tmp/tt/b1"; argv[n + 1] = "--beta2"; argv[n + 2] = "0.95"; argv[n + 3] = "--stop-at"; argv[n + 4] = "4";
+    ck_assert_int_eq(run_argv(n + 5, argv, NULL), 0);
+    argv[n + 3] = "-y"; argv[n + 4] = "1";
+    argv[n + 2] = "0.99";                       // resuming with another beta2: refused, naming both
+    ck_assert_int_eq(run_argv(n + 5, argv, NULL), 1);
+    char *msg = stderr_text();
+    ck_assert_msg(strstr(msg, "--beta2 0.95") && strstr(msg, "--beta2 0.99"), "message was: %s", msg);
+    free(msg);
+    argv[n + 2] = "0.95";
+    ck_assert_int_eq(run_argv(n + 5, argv, NULL), 0);
+    char *l0 = csv_losses("/tmp/tt/b0"), *l1 = csv_losses("/tmp/tt/b1");
+    printf("AdamW: beta2 0.999 vs 0.95 (stopped at 4, resumed):\n%s---\n%s", l0, l1);
+    ck_assert_msg(strcmp(l0, l1) != 0, "--beta2 0.95 must change the run");
+    free(l0); free(l1);
+}
+END_TEST
+
+// Exact match end to end with a hand-made GPT-2-BPE-like tokenizer: multi-byte tokens, EOT at id 300
+// (not the byte-level 256), answers ending in a merged newline token ("\n\n", " \n"). A tiny model
+// memorises four examples; --eval-em must then score 4/4 on them (the trainer finds the answer's end by
+// the tokenizer's newline tokens and EOT), and the same with the byte-level tokenizer.
+enum { TK_YES = 257, TK_NO, TK_POS, TK_ITIVE, TK_NLNL, TK_SPNL, TK_EOT = 300, TK_V = 301 };
+static void write_tokenizer(const char *path, int bpe) {
+    FILE *f = fopen(path, "wb");
+    int V = bpe ? TK_V : 257, eot = bpe ? TK_EOT : 256;
+    int32_t h[256] = {20240328, 2, V, eot};
+    fwrite(h, 4, 256, f);
+    for (int i = 0; i < V; i++) {
+        char buf[32];
+        if (i < 256) { buf[0] = (char)i; buf[1] = 0; }
+        else if (i == eot) strcpy(buf, "<|endoftext|>");
+        else if (i == TK_YES) strcpy(buf, " yes");
+        else if (i == TK_NO) strcpy(buf, " no");
+        else if (i == TK_POS) strcpy(buf, " pos");
+        else if (i == TK_ITIVE) strcpy(buf, "itive");
+        else if (i == TK_NLNL) strcpy(buf, "\n\n");
+        else if (i == TK_SPNL) strcpy(buf, " \n");
+        else snprintf(buf, sizeof(buf), "<%d>", i);
+        uint8_t len = i < 256 ? 1 : (uint8_t)strlen(buf);
+        fwrite(&len, 1, 1, f);
+        fwrite(buf, 1, len, f);
+    }
+    fclose(f);
+}
+static void write_em_shard(const char *stem, int bpe, int copies) {
+    // prompt bytes | answer tokens
+    const char *prompts[4] = {"ab=>", "cd=>", "ef=>", "gh=>"};
+    int ans_bpe[4][3] = {{TK_YES, TK_NLNL, -1}, {TK_NO, '\n', -1}, {TK_POS, TK_ITIVE, TK_SPNL}, {TK_NO, TK_NLNL, -1}};
+    const char *ans_bytes[4] = {" yes\n", " no\n", " positive\n", " no\n"};
+    uint16_t tok[4096]; uint8_t mask[4096]; int n = 0;
+    for (int c = 0; c < copies; c++) for (int e = 0; e < 4; e++) {
+        tok[n] = bpe ? TK_EOT : 256; mask[n++] = 0;
+        for (const char *p = prompts[e]; *p; p++) { tok[n] = (uint8_t)*p; mask[n++] = 0; }
+        if (bpe) for (int k = 0; k < 3 && ans_bpe[e][k] >= 0; k++) { tok[n] = (uint16_t)ans_bpe[e][k]; mask[n++] = 1; }
+        else for (const char *p = ans_bytes[e]; *p; p++) { tok[n] = (uint8_t)*p; mask[n++] = 1; }
+    }
+    char path[256];
+    snprintf(path, sizeof(path), "%s.bin", stem);
+    FILE *f = fopen(path, "wb");
+    int32_t h[256] = {20240520, 1, n};
+    fwrite(h, 4, 256, f); fwrite(tok, 2, (size_t)n, f); fclose(f);
+    snprintf(path, sizeof(path), "%s.lossmask", stem);
+    f = fopen(path, "wb");
+    int32_t hm[256] = {20240522, 1, n};
+    fwrite(hm, 4, 256, f); fwrite(mask, 1, (size_t)n, f); fclose(f);
+}
+START_TEST(test_exact_match_any_tokenizer) {
+    for (int bpe = 1; bpe >= 0; bpe--) {
+        const char *d = bpe ? "/tmp/tt/em_bpe" : "/tmp/tt/em_bytes";
+        char cmd[256], p[256], tr[256], te[256];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s", d, d);
+        ck_assert_int_eq(system(cmd), 0);
+        snprintf(p, sizeof(p), "%s/tokenizer.bin", d); write_tokenizer(p, bpe);
+        snprintf(tr, sizeof(tr), "%s/train", d); write_em_shard(tr, bpe, 40);
+        snprintf(te, sizeof(te), "%s/test", d); write_em_shard(te, bpe, 1);
+        TrainConfig c;
+        config_defaults(&c);
+        snprintf(c.model, sizeof(c.model), "L=2,C=32,H=2,V=%d,T=32", bpe ? TK_V : 257);
+        snprintf(c.train_pattern, sizeof(c.train_pattern), "%s.bin", tr);
+        snprintf(c.eval_em, sizeof(c.eval_em), "%s.bin", te);
+        c.B = 4; c.T = 32; c.max_steps = 300; c.lr = 1e-2f; c.grad_clip = 1; c.val_every = 0; c.sample_every = 0;
+        c.threads = 2; c.print_every = 1000; c.eval_show = 4; c.shuffle = 0;
+        char *argv[] = {(char *)"test"};
+        g_stop_requested = 0;
+        TrainResult res = {0};
+        ck_assert_int_eq(run_training(&c, 1, argv, &res), 0);
+        printf("exact match, %s tokenizer: %d / %d after %d steps (train loss %.4f)\n", bpe ? "BPE-like" : "byte-level",
+               res.em_correct, res.em_n, res.steps, res.final_train_loss);
+        ck_assert_int_eq(res.em_n, 4);
+        ck_assert_int_eq(res.em_correct, 4);
+    }
+}
+END_TEST
+
 static Suite *train_suite(void) {
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("end-to-end");
@@ -312,6 +599,11 @@ static Suite *train_suite(void) {
     tcase_add_test(tc, test_nan_guard_stops);
     tcase_add_test(tc, test_disk_full_keeps_previous_file);
     tcase_add_test(tc, test_vocab_mismatch_refused);
+    tcase_add_test(tc, test_plora_exports_reproduce_the_run);
+    tcase_add_test(tc, test_peft_export_vs_merge_out);
+    tcase_add_test(tc, test_adapter_in_takes_the_file);
+    tcase_add_test(tc, test_adamw_flags);
+    tcase_add_test(tc, test_exact_match_any_tokenizer);
     suite_add_tcase(s, tc);
     return s;
 }

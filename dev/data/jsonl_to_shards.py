@@ -19,7 +19,8 @@ tokens only (data/dataloader.h reads X.lossmask beside X.bin).
 
 The answer's end: a final "\\n" is appended to answers that lack one, so the model learns where an
 answer stops (and the project's exact-match scorer, --eval-em, finds it); --keep-answers writes
-the answers as given. --eval-em also needs byte-level shards (--bytes) with one-line prompts.
+the answers as given. --eval-em scores BPE shards as well as --bytes ones (it reads tokenizer.bin
+beside the shard and finds the answer's end at its first token containing a newline).
 
 --bytes: the project's byte-level tokenizer (ids 0..255 = the UTF-8 bytes, 256 = end-of-text,
 vocab 257; no tiktoken needed): the format of the embedded task suite (data/tasks.h), for the

@@ -181,6 +181,8 @@ static void seed_state(int kind, int masked, int stage, const char *name) {
             adapter_set_mask(&ad, mask, 1);
             free(mask);
         }
+        for (int k = 0; k < stage; k++) // PLoRA: the unloaded stages' history (what an unload records)
+            if (plora_record_stage(&ad, 0.0f) != 0) die("out of memory");
         ad.stage = stage;
         ad.drop_rng = 99;
     }
