@@ -126,5 +126,5 @@ TEST_FUZZ_SECONDS ?= 10
 -include cuda/cuda.mk
 
 clean:
-	rm -f $(TRAINERS) $(TESTS) $(TOOLS) $(CUDA_BINS)
+	rm -f $(TRAINERS) $(TESTS) $(TOOLS) $(CUDA_BINS) dist_compare test_nccl
 	rm -rf build
