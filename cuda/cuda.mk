@@ -28,7 +28,7 @@ ifeq ($(CUDA_OMP),yes)
   CUDA_LDLIBS += -lgomp
 endif
 
-CUDA_BINS := train_gpt2cu train_loracu train_loricu train_ploracu test_gpt2cu gpu_kernels_bench
+CUDA_BINS := train_gpt2cu train_loracu train_loricu train_ploracu test_gpt2cu gpu_kernels_bench comparecu
 CUDA_DEPS := $(wildcard cuda/*.cuh cuda/*.h)
 CUDA_HOST_DEPS := cuda/host.c cuda/gpt2_gpu.h cuda/host_api.h $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h)
 
@@ -95,6 +95,17 @@ train_loracu: $(CUDA_OBJ)/train_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_lora.o
 train_loricu: $(CUDA_OBJ)/train_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_lori.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
 	$(CUDA_LINK)
 train_ploracu: $(CUDA_OBJ)/train_gpt2.o $(CUDA_EXTRA_OBJS) build/cuda/host_plora.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
+	$(CUDA_LINK)
+
+# the comparison through the GPU trainer: lora/compare.c with cuda/host.c's backend (-DCOMPARE_GPU),
+# linked with the GPU model (train_gpt2.cu without its main, -DTESTING)
+$(CUDA_OBJ)/train_gpt2_nomain.o: train_gpt2.cu $(CUDA_DEPS)
+	@mkdir -p $(CUDA_OBJ)
+	$(NVCC) $(CUDA_NVCCFLAGS) -DTESTING -c -o $@ $<
+build/cuda/compare_host.o: lora/compare.c $(CUDA_HOST_DEPS)
+	@mkdir -p build/cuda
+	$(CC) $(CUDA_HOST_CFLAGS) -DCOMPARE_GPU -c -o $@ lora/compare.c
+comparecu: $(CUDA_OBJ)/train_gpt2_nomain.o $(CUDA_EXTRA_OBJS) build/cuda/compare_host.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
 	$(CUDA_LINK)
 
 gpu_kernels_bench: dev/bench/gpu_kernels.cu $(CUDA_DEPS)
