@@ -1,5 +1,5 @@
 /*
-compare.c — the comparison: full fine-tuning, LoRA, LoRI-D, LoRI-S and PeriodicLoRA, each at its own
+lora/compare.c — the comparison: full fine-tuning, LoRA, LoRI-D, LoRI-S and PeriodicLoRA, each at its own
 best learning rate, at equal budgets, over several seeds, on the embedded suite or on your own tasks;
 then merging the task adapters, continual learning, PLoRA's rank claim, and a claims table.
 
@@ -8,7 +8,7 @@ then merging the task adapters, continual learning, PLoRA's rank claim, and a cl
     ./compare --tasks DIR -e base.bin -o out/mine    # your tasks: DIR/NAME_{train,val,test}.bin (+ .lossmask)
     make comparecu && ./comparecu                    # the same through the CUDA trainer (profile full)
 
-What runs (every training is one call of train_gpt2.c's run_training_on, on the CPU backend or, in
+What runs (every training is one call of llmc/train.h's run_training_on, on the CPU backend or, in
 comparecu, cuda/host.c's GPU backend; runs/.../command.txt holds the equivalent trainer command):
  1. Fine-tuning. For every task and variant, a learning-rate sweep (seed 0, each rate of the
     variant's grid) scored by exact match on the validation split; the best rate (validation exact
