@@ -48,7 +48,7 @@ endif
 endif
 endif
 
-CUDA_BINS := train_gpt2cu train_loracu train_loricu train_ploracu test_gpt2cu gpu_kernels_bench
+CUDA_BINS := train_gpt2cu train_loracu train_loricu train_ploracu test_gpt2cu gpu_kernels_bench comparecu
 CUDA_DEPS := $(wildcard cuda/*.cuh cuda/*.h)
 CUDA_HOST_DEPS := cuda/host.c cuda/gpt2_gpu.h cuda/host_api.h cuda/nccl.h $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h)
 
@@ -101,7 +101,7 @@ build/cuda/cudnn/cudnn_att.o: cuda/cudnn_att.cu cuda/cudnn_att.h cuda/common.cuh
 # the CPU trainer's run_training (train_gpt2.c without main): test_gpt2.cu's reference, via cuda/host.c
 build/cuda/train_gpt2_cpu.o: train_gpt2.c $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h)
 	@mkdir -p build/cuda
-	$(CC) $(CUDA_HOST_CFLAGS) -DNO_MAIN -c -o $@ train_gpt2.c
+	$(CUDA_HOST_CC) $(CUDA_HOST_CFLAGS) -DNO_MAIN -c -o $@ train_gpt2.c
 
 build/nccl/libnccl.so:
 	@mkdir -p build/nccl && ln -sf $(NCCL_LIB) $@
@@ -125,6 +125,16 @@ test_nccl: tests/test_nccl.c cuda/nccl.h llmc/dist.h | $(CUDA_NCCL_LINK)
 	@test -n "$(CUDA_NCCL_LINK)" || { echo "error: test_nccl needs NCCL and mpicc (NCCL_HOME)" >&2; exit 1; }
 	$(CUDA_HOST_CC) $(CUDA_HOST_CFLAGS) -o $@ $< $(if $(wildcard $(CUDA_HOME)/lib64),-L$(CUDA_HOME)/lib64) -lcudart \
 	    -Lbuild/nccl -lnccl -Wl,-rpath,$(patsubst %/,%,$(dir $(NCCL_LIB)))
+# the comparison through the GPU trainer: lora/compare.c with cuda/host.c's backend (-DCOMPARE_GPU),
+# linked with the GPU model (train_gpt2.cu without its main, -DTESTING)
+$(CUDA_OBJ)/train_gpt2_nomain.o: train_gpt2.cu $(CUDA_DEPS)
+	@mkdir -p $(CUDA_OBJ)
+	$(NVCC) $(CUDA_NVCCFLAGS) -DTESTING -c -o $@ $<
+build/cuda/compare_host.o: lora/compare.c $(CUDA_HOST_DEPS)
+	@mkdir -p build/cuda
+	$(CUDA_HOST_CC) $(CUDA_HOST_CFLAGS) -DCOMPARE_GPU -c -o $@ lora/compare.c
+comparecu: $(CUDA_OBJ)/train_gpt2_nomain.o $(CUDA_EXTRA_OBJS) build/cuda/compare_host.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
+	$(CUDA_LINK)
 
 gpu_kernels_bench: dev/bench/gpu_kernels.cu $(CUDA_DEPS)
 	$(NVCC) $(CUDA_NVCCFLAGS) -o $@ $< $(CUDA_LDLIBS)

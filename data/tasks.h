@@ -83,7 +83,7 @@ newline, separates prompt and answer).
 #define TASKS_NTRAIN 20000    // examples per task and split
 #define TASKS_NVAL 500
 #define TASKS_NTEST 500
-#define TASKS_PRETRAIN_TRAIN_TOKENS 2000000  // at least this many; whole documents
+#define TASKS_PRETRAIN_TRAIN_TOKENS 4000000  // at least this many; whole documents
 #define TASKS_PRETRAIN_VAL_TOKENS 100000
 
 #define TASKS_SHARD_MAGIC 20240520
@@ -267,19 +267,28 @@ static void tasks_draw_classify(tasks_rng *r, char *p, char *a) {
     snprintf(a, TASKS_DRAW_CAP, "%s\n", pos ? " positive" : " negative");
 }
 
-// Fixed width: a three-digit number (zero padded) plus or minus one digit, the result zero padded
-// to three digits and kept in 0..999, so every digit sits at a fixed offset from its operands.
-static void tasks_draw_arith(tasks_rng *r, char *p, char *a) {
-    int x = (int)tasks_rng_below(r, 1000), y = (int)tasks_rng_below(r, 10);
-    if (tasks_rng_below(r, 2)) {
-        if (x + y > 999) x -= 10;
-        snprintf(p, TASKS_DRAW_CAP, "%03d+%d=", x, y);
-        snprintf(a, TASKS_DRAW_CAP, "%03d\n", x + y);
-    } else {
-        if (x < y) x += 10;
-        snprintf(p, TASKS_DRAW_CAP, "%03d-%d=", x, y);
-        snprintf(a, TASKS_DRAW_CAP, "%03d\n", x - y);
+// Four-digit sums and differences without carries, zero padded, so every digit of the answer is
+// a one-digit function of one digit of the prompt at a fixed offset: x + 1111 (x's digits 0..8),
+// x - 1111 (digits 1..9) and 9999 - x ("0346+1111=" -> "1457", "9999-0346=" -> "9653"). The
+// pretraining corpus holds the same sums in words ("0346 plus 1111 is 1457."), not this format.
+static int tasks_digits(tasks_rng *r, int lo, int hi) { // a four-digit number with every digit in lo..hi
+    int x = 0;
+    for (int i = 0; i < 4; i++) x = 10 * x + lo + (int)tasks_rng_below(r, (uint32_t)(hi - lo + 1));
+    return x;
+}
+static void tasks_arith_op(tasks_rng *r, int *x, int *y, int *z, char *op) {
+    switch (tasks_rng_below(r, 3)) {
+    case 0: *x = tasks_digits(r, 0, 8); *y = 1111; *z = *x + 1111; *op = '+'; break;
+    case 1: *x = tasks_digits(r, 1, 9); *y = 1111; *z = *x - 1111; *op = '-'; break;
+    default: *x = 9999; *y = (int)tasks_rng_below(r, 10000); *z = 9999 - *y; *op = '-'; break;
     }
+}
+static void tasks_draw_arith(tasks_rng *r, char *p, char *a) {
+    int x, y, z;
+    char op;
+    tasks_arith_op(r, &x, &y, &z, &op);
+    snprintf(p, TASKS_DRAW_CAP, "%04d%c%04d=", x, op, y);
+    snprintf(a, TASKS_DRAW_CAP, "%04d\n", z);
 }
 
 static void tasks_draw_code(tasks_rng *r, char *p, char *a) {
@@ -329,7 +338,7 @@ static void tasks_letters(tasks_rng *r, char *s, int n) {
     s[n] = 0;
 }
 
-static void tasks_pretrain_sentence(tasks_rng *r, char *out, size_t cap) {
+static void tasks_pretrain_sentence(tasks_rng *r, char *out, size_t cap, int *keep_case) {
     static const char *const things[] = {"birds", "apples", "boxes", "cars", "books", "chairs", "cups", "trees", "stamps", "coins"};
     static const char *const weather[] = {"sunny", "cold", "warm", "rainy", "windy", "grey", "hot", "foggy"};
     static const char *const days[] = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"};
@@ -343,11 +352,18 @@ static void tasks_pretrain_sentence(tasks_rng *r, char *out, size_t cap) {
     tasks_letters(r, w, 3 + (int)tasks_rng_below(r, 4));
     tasks_letters(r, w2, 3 + (int)tasks_rng_below(r, 4));
     int x = (int)tasks_rng_below(r, 200), y = (int)tasks_rng_below(r, 100), z = (int)tasks_rng_below(r, 1000);
-    // Kinds 20..27 repeat kind 1, so a quarter are review sentences (the default task's words: the
-    // more of them, the fewer pretraining steps classify needs). 28..31 give digits and letters an
-    // identity the model can use: counting runs, copied numbers and strings.
-    uint32_t kind = tasks_rng_below(r, 32);
-    switch (kind >= 20 && kind < 28 ? 1 : kind) {
+    // Kinds 20..27 repeat kind 1, so about a fifth are review sentences (the default task's words:
+    // the more of them, the fewer pretraining steps classify needs). 28..31 give digits and letters
+    // an identity the model can use: counting runs, copied numbers and strings. 32..63 hold the
+    // skills of arith and code in words, not in the tasks' formats, a quarter each: the same
+    // carry-free sums ("0346 plus 1111 is 1457.") and strings spelled backwards and in capitals.
+    // They are marked *keep_case: the document's casing leaves them alone, so letters and digits
+    // keep their meaning.
+    uint32_t kind = tasks_rng_below(r, 64);
+    *keep_case = kind >= 32;
+    if (kind >= 20 && kind < 28) kind = 1;
+    else if (kind >= 32) kind = kind < 48 ? 32 : kind < 56 ? 40 : 44;
+    switch (kind) {
     case 0: snprintf(out, cap, "%s had the %s at the %s.", n1, noun, place); break;
     case 1: snprintf(out, cap, "the %s was %s%s.", noun, TASKS_PICK(r, tasks_w_intens), adj); break;
     case 2: snprintf(out, cap, "%s thinks the %s is %s %s.", n1, noun, adj, TASKS_PICK(r, tasks_w_times)); break;
@@ -371,7 +387,29 @@ static void tasks_pretrain_sentence(tasks_rng *r, char *out, size_t cap) {
     case 28: snprintf(out, cap, "%s counted %d, %d, %d, %d.", n1, x, x + 1, x + 2, x + 3); break;
     case 29: snprintf(out, cap, "%s counted down: %d, %d, %d.", n1, x + 2, x + 1, x); break;
     case 30: snprintf(out, cap, "the ticket said %03d and %s read out %03d.", z, n1, z); break;
-    default: snprintf(out, cap, "the code was %s, so %s typed %s.", w, n1, w); break;
+    case 31: snprintf(out, cap, "the code was %s, so %s typed %s.", w, n1, w); break;
+    case 32: {
+        int a, b, c;
+        char op;
+        tasks_arith_op(r, &a, &b, &c, &op);
+        snprintf(out, cap, "%04d %s %04d is %04d.", a, op == '+' ? "plus" : "minus", b, c);
+        break;
+    }
+    case 40: {
+        char rv[16];
+        size_t n = strlen(w);
+        for (size_t i = 0; i < n; i++) rv[i] = w[n - 1 - i];
+        rv[n] = 0;
+        snprintf(out, cap, "%s spelled %s backwards as %s.", n1, w, rv);
+        break;
+    }
+    default: {
+        char up[16];
+        size_t n = strlen(w);
+        for (size_t i = 0; i <= n; i++) up[i] = w[i] >= 'a' && w[i] <= 'z' ? (char)(w[i] - 'a' + 'A') : w[i];
+        snprintf(out, cap, "%s wrote %s in capitals as %s.", n1, w, up);
+        break;
+    }
     }
 }
 
@@ -384,9 +422,10 @@ static size_t tasks_pretrain_doc(tasks_rng *r, char *out, size_t cap) {
     out[0] = 0;
     for (int s = 0; s < nsent; s++) {
         char sent[160];
-        tasks_pretrain_sentence(r, sent, sizeof sent);
-        int caps = tasks_rng_below(r, 10) == 0;
-        for (char *c = sent; *c; c++) {
+        int keep_case = 0;
+        tasks_pretrain_sentence(r, sent, sizeof sent, &keep_case);
+        int caps = tasks_rng_below(r, 10) == 0 && !keep_case;
+        for (char *c = sent; *c && !(keep_case && c > sent); c++) {
             int first = c == sent || (c == sent + 1 && sent[0] == '"');
             if (caps || (first && !lower_doc)) if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 'a' + 'A');
         }

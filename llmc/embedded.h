@@ -23,7 +23,7 @@ the README) if the numbers need it.
 #define DEFAULT_MODEL "L=4,C=128,H=4,V=257,T=128"
 #define DEFAULT_B 16
 #define DEFAULT_T 64
-#define DEFAULT_PRETRAIN_STEPS 700
+#define DEFAULT_PRETRAIN_STEPS 4000
 #define DEFAULT_PRETRAIN_LR 2e-3f
 #define DEFAULT_FT_STEPS 150   // per LoRI stage
 #define DEFAULT_FT_LR 5e-3f    // LoRI-D's; LoRI-S uses 10x, as the official scripts

@@ -103,11 +103,13 @@ static int svg_line_chart(const char *path, const char *title, const char *xlabe
     return report_close(f, tmp, path);
 }
 
-// Grouped bars: values[g * nseries + k] for group g, series k. NaN values are left out.
-static int svg_bar_chart(const char *path, const char *title, const char *ylabel, const char *const *groups, int ng,
-                         const char *const *series, int ns, const double *values) {
+// Grouped bars: values[g * nseries + k] for group g, series k. NaN values are left out. lo and hi
+// (NULL: none) draw an error bar from lo to hi on each bar (e.g. min-max over seeds).
+static int svg_bar_chart_err(const char *path, const char *title, const char *ylabel, const char *const *groups, int ng,
+                             const char *const *series, int ns, const double *values, const double *lo, const double *hi) {
     double y1 = 0;
     for (int i = 0; i < ng * ns; i++) if (isfinite(values[i])) y1 = fmax(y1, values[i]);
+    for (int i = 0; hi && i < ng * ns; i++) if (isfinite(hi[i])) y1 = fmax(y1, hi[i]);
     if (y1 <= 0) y1 = 1;
     double ys = nice_step(y1, 5);
     y1 = ceil(y1 / ys) * ys;
@@ -129,6 +131,11 @@ static int svg_bar_chart(const char *path, const char *title, const char *ylabel
             double h = v / y1 * (H - T - B), x = L + g * gw + gw * 0.1 + k * bw;
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>%.2f</title></rect>\n", x, H - B - h,
                     bw * 0.92, h, svg_palette[k % 8], v);
+            if (lo && hi && isfinite(lo[g * ns + k]) && isfinite(hi[g * ns + k])) {
+                double cx = x + bw * 0.46, ya = H - B - lo[g * ns + k] / y1 * (H - T - B), yb = H - B - hi[g * ns + k] / y1 * (H - T - B);
+                fprintf(f, "<path d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\" stroke=\"#222\" fill=\"none\"/>\n", cx, ya, yb,
+                        cx - bw * 0.2, ya, cx + bw * 0.2, cx - bw * 0.2, yb, cx + bw * 0.2);
+            }
         }
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", L + (g + 0.5) * gw, H - B + 18);
         svg_escape(f, groups[g]);
@@ -146,6 +153,11 @@ static int svg_bar_chart(const char *path, const char *title, const char *ylabel
     }
     fprintf(f, "</svg>\n");
     return report_close(f, tmp, path);
+}
+
+static int svg_bar_chart(const char *path, const char *title, const char *ylabel, const char *const *groups, int ng,
+                         const char *const *series, int ns, const double *values) {
+    return svg_bar_chart_err(path, title, ylabel, groups, ng, series, ns, values, NULL, NULL);
 }
 
 // Reads train.csv (step,train_loss,val_loss,...) into arrays of steps and train losses (rows with a

@@ -377,7 +377,9 @@ static int run_plan_phases(Run *r) {
         if (strchr(cfg->lori_stage, 's')) r->phases[r->nphases++] = (Phase){1, only_s ? steps : steps_s, lr_s};
         if (only_s && !r->mask_from_file && r->mmode != MASK_RANDOM && !cfg->adapter_in[0])
             RUN_FAIL(r, "--lori-stage s needs a mask: --mask FILE, --mask random, or --adapter-in a LoRI-D adapter to take the top-k from");
-        if (need_d && r->B_loaded) memset(ad->params + ad->nA, 0, ad->nB * sizeof(float)); // a fresh LoRI-D on the new task
+        // ds from a loaded adapter (continual LoRI-S): a fresh LoRI-D on the new task finds the new mask;
+        // d alone from a loaded adapter (continual LoRI-D) trains the loaded B further, as LoRA does
+        if (need_d && r->B_loaded && strchr(cfg->lori_stage, 's')) memset(ad->params + ad->nA, 0, ad->nB * sizeof(float));
         if (need_d && ad->mask) { free(ad->mask); free(ad->kept); ad->mask = NULL; ad->kept = NULL; ad->nkept = 0; }
     } else {
         r->phases[r->nphases++] = (Phase){0, steps, cfg->lr};

@@ -46,56 +46,71 @@ static int have_python(void) { return system("python3 -c 'import json, struct' >
 
 // ----------------------------------------------------------------------------
 
-START_TEST(test_compare_quick) {
-    char dir[] = "/tmp/test_compare_XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    char *argv[] = {"compare", "--quick", "-o", dir};
-    ck_assert_int_eq(compare_main(4, argv), 0);
-    const char *files[] = {"report.md", "results.csv", "merge.csv", "continual.csv", "scores.svg", "merge_lora.svg",
-                           "merge_lori_s.svg", "merge_mean.svg", "forgetting.svg", "log.txt", "base.bin"};
+// the number of data rows of a CSV file whose first column is `first` (NULL: all rows)
+static int csv_rows(const char *path, const char *first) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[2048];
+    int n = 0;
+    if (!fgets(line, sizeof(line), f)) { fclose(f); return 0; }
+    while (fgets(line, sizeof(line), f)) if (!first || (strncmp(line, first, strlen(first)) == 0 && line[strlen(first)] == ',')) n++;
+    fclose(f);
+    return n;
+}
+
+// The checks every --quick report passes, whatever the tasks: files, rows, equal budgets, charts.
+// full_costs_most: the base is large against the rank (C = 128, r = 16), so full FT's step costs the most FLOPs
+static void check_quick_outputs(const char *dir, int ntasks, const char *const *tasks, int nseeds, int steps, int full_costs_most) {
+    const char *files[] = {"report.md", "sweep.csv", "results.csv", "merge.csv", "continual.csv", "plora.csv", "scores.svg",
+                           "merge.svg", "forgetting.svg", "plora.svg", "log.txt", "base.bin"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) ck_assert_msg(nonempty(dir, files[i]), "%s/%s missing or empty", dir, files[i]);
-    for (int t = 0; t < 2; t++) {
-        char name[256];
-        snprintf(name, sizeof(name), "loss_%s.svg", cmp_quick_tasks[t]);
+    char path[2048], name[256];
+    for (int t = 0; t < ntasks; t++) {
+        snprintf(name, sizeof(name), "loss_%s.svg", tasks[t]);
         ck_assert_msg(nonempty(dir, name), "%s missing", name);
-        for (int v = 0; v < NUM_VARIANTS; v++) {
-            snprintf(name, sizeof(name), "runs/%s/%s/train.csv", cmp_quick_tasks[t], variants[v].name);
-            ck_assert_msg(nonempty(dir, name), "%s missing", name);
-            snprintf(name, sizeof(name), "runs/%s/%s/command.txt", cmp_quick_tasks[t], variants[v].name);
-            ck_assert_msg(nonempty(dir, name), "%s missing", name);
-        }
+        snprintf(name, sizeof(name), "sweep_%s.svg", tasks[t]);
+        ck_assert_msg(nonempty(dir, name), "%s missing", name);
+        snprintf(path, sizeof(path), "%s/loss_%s.svg", dir, tasks[t]);
+        char *svg = slurp(path);
+        ck_assert_ptr_nonnull(svg);
+        ck_assert(strncmp(svg, "<svg", 4) == 0);
+        int polylines = 0;
+        for (char *p = svg; (p = strstr(p, "<polyline")); p++) polylines++;
+        ck_assert_int_eq(polylines, NUM_VARIANTS);
+        free(svg);
     }
-    // every chart is an SVG with content; every series of the loss chart is drawn
-    char path[2048];
-    snprintf(path, sizeof(path), "%s/loss_arith.svg", dir);
-    char *svg = slurp(path);
-    ck_assert_ptr_nonnull(svg);
-    ck_assert(strncmp(svg, "<svg", 4) == 0);
-    int polylines = 0;
-    for (char *p = svg; (p = strstr(p, "<polyline")); p++) polylines++;
-    ck_assert_int_eq(polylines, NUM_VARIANTS);
-    free(svg);
-    // the tables: header + (base + 5 variants) per task; 2 kinds x 4 methods x 2 tasks; 2 kinds x 1 new task
+    // the sweep: 2 rates per variant and task (the quick grid); results: base + every variant x seed per task
+    snprintf(path, sizeof(path), "%s/sweep.csv", dir);
+    ck_assert_int_eq(csv_rows(path, NULL), ntasks * NUM_VARIANTS * 2);
     snprintf(path, sizeof(path), "%s/results.csv", dir);
-    ck_assert_int_eq(count_lines(path), 1 + 2 * (1 + NUM_VARIANTS));
+    ck_assert_int_eq(csv_rows(path, NULL), ntasks * (1 + NUM_VARIANTS * nseeds));
+    // merge: 3 kinds x 6 methods x seeds x tasks; continual: 3 kinds x (tasks - 1) x seeds; plora: 2 ranks x 2 x seeds (+ full)
     snprintf(path, sizeof(path), "%s/merge.csv", dir);
-    ck_assert_int_eq(count_lines(path), 1 + 2 * NUM_METHODS * 2);
+    ck_assert_int_eq(csv_rows(path, NULL), NUM_KINDS * NUM_MERGES * nseeds * ntasks);
     snprintf(path, sizeof(path), "%s/continual.csv", dir);
-    ck_assert_int_eq(count_lines(path), 1 + 2);
-    // trainable parameters: LoRI-S < LoRI-D < LoRA < full; every exact match in [0, 1]
+    ck_assert_int_eq(csv_rows(path, NULL), NUM_KINDS * (ntasks - 1) * nseeds);
+    snprintf(path, sizeof(path), "%s/plora.csv", dir);
+    ck_assert_int_eq(csv_rows(path, NULL), 2 * 2 * nseeds + nseeds);
+    // equal budgets: every run took `steps` steps (LoRI-S: D + S); trainable LoRI-S < LoRI-D < LoRA < full; scores in [0, 1]
     snprintf(path, sizeof(path), "%s/results.csv", dir);
     FILE *f = fopen(path, "r");
-    char line[1024];
+    char line[2048];
     ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
     long trainable[NUM_VARIANTS] = {0};
+    double flops[NUM_VARIANTS] = {0};
     while (fgets(line, sizeof(line), f)) {
         char task[64], variant[64];
+        int seed, st;
+        long long tokens;
+        double lr, fl;
         long tp;
-        ck_assert_int_eq(sscanf(line, "%63[^,],%63[^,],%*d,%ld", task, variant, &tp), 3);
-        for (int v = 0; v < NUM_VARIANTS; v++) if (strcmp(variant, variants[v].name) == 0) trainable[v] = tp;
-        // the exact_match column (11th)
+        if (sscanf(line, "%63[^,],%63[^,],,", task, variant) == 2 && strcmp(variant, "base") == 0) continue;
+        ck_assert_int_eq(sscanf(line, "%63[^,],%63[^,],%lf,%d,%d,%lld,%lf,%ld", task, variant, &lr, &seed, &st, &tokens, &fl, &tp), 8);
+        ck_assert_msg(st == steps, "%s %s seed %d: %d steps, not %d", task, variant, seed, st, steps);
+        ck_assert_int_eq(tokens, (long long)steps * DEFAULT_B * DEFAULT_T);
+        for (int v = 0; v < NUM_VARIANTS; v++) if (strcmp(variant, variants[v].name) == 0) { trainable[v] = tp; flops[v] = fl; }
         char *p = line;
-        for (int k = 0; k < 10; k++) { p = strchr(p, ','); ck_assert_ptr_nonnull(p); p++; }
+        for (int k = 0; k < 15; k++) { p = strchr(p, ','); ck_assert_ptr_nonnull(p); p++; }
         double em = strtod(p, NULL);
         ck_assert_msg(em >= 0 && em <= 1, "exact match %g out of [0,1] in: %s", em, line);
     }
@@ -103,28 +118,210 @@ START_TEST(test_compare_quick) {
     ck_assert(trainable[V_LORI_S] > 0 && trainable[V_LORI_S] < trainable[V_LORI_D]);
     ck_assert(trainable[V_LORI_D] < trainable[V_LORA] && trainable[V_LORA] < trainable[V_FULL]);
     ck_assert_int_eq(trainable[V_PLORA], trainable[V_LORA]);
-    // the report holds the three tables and links every chart
+    ck_assert(flops[V_LORA] > flops[V_LORI_D] && flops[V_LORI_D] == flops[V_LORI_S] && flops[V_PLORA] == flops[V_LORA]); // LoRI: no dA
+    if (full_costs_most) ck_assert(flops[V_FULL] > flops[V_LORA]);
+    // the report: every section, the bar check, the claims table, every chart linked
     snprintf(path, sizeof(path), "%s/report.md", dir);
     char *md = slurp(path);
     ck_assert_ptr_nonnull(md);
-    const char *must[] = {"## 1. Fine-tuning", "## 2. Merging", "## 3. Continual", "| LoRI-S | cat |", "| LoRA | ties |",
-                          "(scores.svg)", "(merge_mean.svg)", "(forgetting.svg)", "(loss_safety.svg)", "Machine:"};
+    const char *must[] = {"## 0. The budget", "## 1. Learning-rate sweeps", "## 2. Fine-tuning", "## 3. Merging", "## 4. Continual",
+                          "## 5. PLoRA's claim", "## 6. The claims", "| LoRI-S | cat |", "| LoRI-D | ties |", "| LoRA | dare |",
+                          "LoRI weights", "Is every task learnable", "~95% fewer parameters", "less interference", "forgets less",
+                          "learns more than LoRA", "roughly matches full fine-tuning", "(scores.svg)", "(merge.svg)", "(forgetting.svg)",
+                          "(plora.svg)", "Machine:", "Total wall time", " ± "};
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++) ck_assert_msg(strstr(md, must[i]), "report.md lacks '%s'", must[i]);
+    for (int t = 0; t < ntasks; t++) { snprintf(name, sizeof(name), "(loss_%s.svg)", tasks[t]); ck_assert_msg(strstr(md, name), "report.md lacks %s", name); }
     free(md);
+    // error bars on the scores chart
+    snprintf(path, sizeof(path), "%s/scores.svg", dir);
+    char *svg = slurp(path);
+    ck_assert_ptr_nonnull(svg);
+    ck_assert(strstr(svg, "<path d=\"M"));
+    free(svg);
     // the merged adapters load, with the expected ranks (cat: the sum)
     Adapter ad;
     char err[512];
-    snprintf(path, sizeof(path), "%s/merge/lori_s_cat.bin", dir);
+    snprintf(path, sizeof(path), "%s/merge/lori_s_cat_s0.bin", dir);
     ck_assert_msg(adapter_load(&ad, path, 0, 0, err, sizeof(err)) == 0, "%s", err);
-    ck_assert_int_eq(ad.cfg.rank, 2 * DEFAULT_RANK);
+    ck_assert_int_eq(ad.cfg.rank, ntasks * DEFAULT_RANK);
     adapter_free(&ad);
-    snprintf(path, sizeof(path), "%s/merge/lora_ties.bin", dir);
+    snprintf(path, sizeof(path), "%s/merge/lora_ties_s1.bin", dir);
     ck_assert_msg(adapter_load(&ad, path, 0, 0, err, sizeof(err)) == 0, "%s", err);
     ck_assert_int_eq(ad.cfg.rank, DEFAULT_RANK);
     adapter_free(&ad);
+}
+
+START_TEST(test_compare_quick) {
+    char dir[] = "/tmp/test_compare_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char *argv[] = {"compare", "--quick", "-o", dir};
+    ck_assert_int_eq(compare_main(4, argv), 0);
+    const char *tasks[2] = {"arith", "safety"};
+    check_quick_outputs(dir, 2, tasks, 2, CMP_QUICK_STEPS, 1);
     char cmd[2100];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+// A tiny random base (L=1, C=32) with vocab V written as an llm.c checkpoint.
+static void write_tiny_base(const char *path, int V) {
+    GPT2 m;
+    GPT2Config c;
+    char desc[128], err[512];
+    snprintf(desc, sizeof(desc), "L=1,C=32,H=2,V=%d,T=64", V);
+    ck_assert_int_eq(parse_descriptor(desc, &c), 0);
+    gpt2_init_random(&m, c, 7);
+    ck_assert_msg(gpt2_write_checkpoint(&m.config, m.params_memory, m.num_parameters, path, err, sizeof(err)) == 0, "%s", err);
+    gpt2_free(&m);
+}
+
+// Two prompt/answer tasks as JSONL files, through dev/data/jsonl_to_shards.py --bytes, into dir/.
+static void write_jsonl_tasks(const char *dir) {
+    const char *names[2] = {"echo", "swap"};
+    const char *splits[3] = {"train", "val", "test"};
+    const int counts[3] = {300, 30, 30};
+    char path[2048], cmd[4200];
+    for (int k = 0; k < 2; k++) for (int s = 0; s < 3; s++) {
+        snprintf(path, sizeof(path), "%s/src_%s_%s.jsonl", dir, names[k], splits[s]);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        for (int i = 0; i < counts[s]; i++) {
+            int x = 100 * s + i; // disjoint prompts per split
+            if (k == 0) fprintf(f, "{\"prompt\": \"say %d:\", \"answer\": \" %d\"}\n", x, x);
+            else fprintf(f, "{\"prompt\": \"swap %d %d:\", \"answer\": \" %d %d\"}\n", x, x + 1, x + 1, x);
+        }
+        fclose(f);
+        snprintf(cmd, sizeof(cmd), "python3 dev/data/jsonl_to_shards.py --bytes %s %s/tasks/%s_%s.bin >/dev/null", path, dir, names[k], splits[s]);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+}
+
+// ./compare --quick --tasks DIR -e BASE on a folder built from JSONL files
+START_TEST(test_compare_quick_tasks_folder) {
+    if (!have_python()) { printf("skipped: no python3\n"); return; }
+    char dir[] = "/tmp/test_compare_tasks_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    write_jsonl_tasks(dir);
+    char base[2048], tasks[2048], out[2048];
+    snprintf(base, sizeof(base), "%s/base.bin", dir);
+    snprintf(tasks, sizeof(tasks), "%s/tasks", dir);
+    snprintf(out, sizeof(out), "%s/out", dir);
+    write_tiny_base(base, TASKS_VOCAB);
+    char *argv[] = {"compare", "--quick", "--tasks", tasks, "-e", base, "-o", out, "--continual-from", "swap", "--plora-task", "echo"};
+    ck_assert_int_eq(compare_main(12, argv), 0);
+    const char *names[2] = {"echo", "swap"};
+    check_quick_outputs(out, 2, names, 2, CMP_QUICK_STEPS, 0);
+    // the flags change what runs: one variant pair, 3 steps, 1 seed, one rate each, no merge
+    char out2[2100];
+    snprintf(out2, sizeof(out2), "%s/out2", dir);
+    char *argv2[] = {"compare", "--quick", "--tasks", tasks, "-e", base, "-o", out2, "--variants", "lora,plora", "--steps", "3",
+                     "--seeds", "1", "--lrs-lora", "2e-3", "--lrs-plora", "2e-3", "--parts", "plora", "--plora-ranks", "1", "--plora-stages", "3"};
+    ck_assert_int_eq(compare_main(24, argv2), 0);
+    char path[2200];
+    snprintf(path, sizeof(path), "%s/sweep.csv", out2);
+    ck_assert_int_eq(csv_rows(path, NULL), 2 * 2);
+    snprintf(path, sizeof(path), "%s/results.csv", out2);
+    ck_assert_int_eq(csv_rows(path, "echo"), 1 + 2);
+    snprintf(path, sizeof(path), "%s/plora.csv", out2);
+    ck_assert_int_eq(csv_rows(path, NULL), 2);
+    snprintf(path, sizeof(path), "%s/runs/echo/plora/lr0.002_s0/train.csv", out2);
+    ck_assert_int_eq(count_lines(path), 1 + 3 + 1);
+    snprintf(path, sizeof(path), "%s/merge.csv", out2);
+    ck_assert_int_eq(csv_rows(path, NULL), 0);
+    char cmd[2100];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+// compare run as a program: exit status and stderr
+static int run_compare_cli(const char *args, char *errbuf, size_t n) {
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "./compare %s 2>&1 >/dev/null", args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t got = fread(errbuf, 1, n - 1, p);
+    errbuf[got] = 0;
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+// --tasks folders that cannot be compared: a clear error naming the task or the file
+START_TEST(test_compare_tasks_errors) {
+    if (!have_python()) { printf("skipped: no python3\n"); return; }
+    char dir[] = "/tmp/test_compare_errors_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    write_jsonl_tasks(dir);
+    char base[2048], small[2048], args[4096], err[8192], path[2048], cmd[4200];
+    snprintf(base, sizeof(base), "%s/base.bin", dir);
+    snprintf(small, sizeof(small), "%s/base_v100.bin", dir);
+    write_tiny_base(base, TASKS_VOCAB);
+    write_tiny_base(small, 100);
+    // a vocab that does not match the base: the offending shard is named
+    snprintf(args, sizeof(args), "--quick --tasks %s/tasks -e %s -o %s/o1", dir, small, dir);
+    ck_assert_int_eq(run_compare_cli(args, err, sizeof(err)), 1);
+    ck_assert_msg(strstr(err, "echo_train.bin") && strstr(err, "vocab"), "no vocab error naming the shard: %s", err);
+    // a missing split
+    snprintf(path, sizeof(path), "%s/tasks/swap_val.bin", dir);
+    ck_assert_int_eq(remove(path), 0);
+    snprintf(args, sizeof(args), "--quick --tasks %s/tasks -e %s -o %s/o2", dir, base, dir);
+    ck_assert_int_eq(run_compare_cli(args, err, sizeof(err)), 1);
+    ck_assert_msg(strstr(err, "'swap'") && strstr(err, "val") && strstr(err, "swap_val.bin"), "no error naming the missing split: %s", err);
+    // a split with no examples (an empty shard with its mask)
+    snprintf(cmd, sizeof(cmd), "cp %s/tasks/echo_val.bin %s/tasks/swap_val.bin", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    {
+        FILE *f = fopen(path, "wb");
+        int32_t h[256] = {20240520, 1, 0};
+        fwrite(h, sizeof(h), 1, f);
+        fclose(f);
+        snprintf(path, sizeof(path), "%s/tasks/swap_val.lossmask", dir);
+        f = fopen(path, "wb");
+        int32_t m[256] = {20240522, 1, 0};
+        fwrite(m, sizeof(m), 1, f);
+        fclose(f);
+    }
+    ck_assert_int_eq(run_compare_cli(args, err, sizeof(err)), 1);
+    ck_assert_msg(strstr(err, "swap_val.bin") && strstr(err, "no examples"), "no error naming the empty split: %s", err);
+    // a folder without tasks, a folder that does not exist
+    snprintf(args, sizeof(args), "--quick --tasks %s -e %s -o %s/o3", "/tmp", base, dir);
+    ck_assert_int_eq(run_compare_cli(args, err, sizeof(err)), 1);
+    ck_assert_msg(strstr(err, "no NAME_train.bin"), "%s", err);
+    snprintf(args, sizeof(args), "--quick --tasks %s/nowhere -e %s -o %s/o4", dir, base, dir);
+    ck_assert_int_eq(run_compare_cli(args, err, sizeof(err)), 1);
+    ck_assert_msg(strstr(err, "nowhere") && strstr(err, "cannot open"), "%s", err);
+    // bad flags
+    ck_assert_int_eq(run_compare_cli("--lrs-lora x", err, sizeof(err)), 1);
+    ck_assert_int_eq(run_compare_cli("--variants lora,bogus", err, sizeof(err)), 1);
+    ck_assert(strstr(err, "bogus"));
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+// the rate chosen is the best validation exact match; equal scores: the lower validation loss
+START_TEST(test_choose_rate) {
+    static Compare cm;
+    memset(&cm, 0, sizeof(cm));
+    cm.nlrs[V_LORA] = 4;
+    const int correct[4] = {10, 40, 40, 30};
+    const float loss[4] = {0.5f, 0.9f, 0.7f, 0.1f};
+    for (int li = 0; li < 4; li++) {
+        CmpRun *r = &cm.runs[0][V_LORA][li][0];
+        r->done = 1;
+        r->val = (EMResult){50, correct[li]};
+        r->r.final_val_loss = loss[li];
+    }
+    ck_assert_int_eq(choose_rate(&cm, 0, V_LORA), 2);
+    cm.runs[0][V_LORA][1][0].r.final_val_loss = 0.6f;
+    ck_assert_int_eq(choose_rate(&cm, 0, V_LORA), 1);
+    cm.runs[0][V_LORA][3][0].val.correct = 41;
+    ck_assert_int_eq(choose_rate(&cm, 0, V_LORA), 3);
+    // the statistics over seeds
+    double x[3] = {1, 2, 6};
+    Stat s = stat_of(x, 3);
+    ck_assert(fabs(s.mean - 3) < 1e-12 && fabs(s.sd - sqrt(7)) < 1e-12 && s.lo == 1 && s.hi == 6 && s.n == 3);
 }
 END_TEST
 
@@ -133,13 +330,17 @@ START_TEST(test_command_line_round_trip) {
     static Compare cm;
     memset(&cm, 0, sizeof(cm));
     cm.ntasks = TASKS_NTASKS;
-    for (int t = 0; t < TASKS_NTASKS; t++) cm.tasks[t] = tasks_names[t];
-    cm.steps = 300; cm.eval_examples = 0; cm.val_batches = 20;
+    for (int t = 0; t < TASKS_NTASKS; t++) snprintf(cm.task_names[t], 64, "%s", tasks_names[t]);
+    snprintf(cm.tasks_dir, sizeof(cm.tasks_dir), "data/tasks");
+    cm.steps = 300; cm.eval_examples = 0; cm.val_batches = 20; cm.B = DEFAULT_B; cm.T = DEFAULT_T;
+    for (int t = 0; t < CMP_MAX_TASKS; t++) for (int v = 0; v < NUM_VARIANTS; v++) cm.best[t][v] = 1;
+    cm.lrs[V_LORI_D][1] = 3e-3f;
     snprintf(cm.base, sizeof(cm.base), "out/base/model.bin");
     for (int v = 0; v < NUM_VARIANTS; v++) {
         TrainConfig c, back;
-        ft_config(&cm, &c, v, 2, "/tmp/x/runs/code/v");
+        ft_config(&cm, &c, v, 2, 1e-2f, 1, 4, "/tmp/x/runs/code/v");
         if (v == V_LORA) snprintf(c.adapter_in, sizeof(c.adapter_in), "/tmp/x/safety adapter.bin"); // a space: quoted
+        if (v == V_LORI_S) { ck_assert_int_eq(c.max_steps + c.lori_steps_s, 300); ck_assert(c.lori_lr_d == 3e-3f && c.lori_lr_s == 1e-2f); }
         char line[8192];
         config_cmdline(&c, line, sizeof(line));
         // split like a shell would for this simple quoting
@@ -301,6 +502,8 @@ static Suite *compare_suite(void) {
     TCase *tc = tcase_create("scripts");   // CK_RUN_CASE=scripts ./test_compare: these alone
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_command_line_round_trip);
+    tcase_add_test(tc, test_choose_rate);
+    tcase_add_test(tc, test_compare_tasks_errors);
     tcase_add_test(tc, test_jsonl_to_shards_bytes);
     tcase_add_test(tc, test_tinyshakespeare_bytes);
     suite_add_tcase(s, tc);
@@ -308,6 +511,10 @@ static Suite *compare_suite(void) {
     tcase_set_timeout(tq, 900);
     tcase_add_test(tq, test_compare_quick);
     suite_add_tcase(s, tq);
+    TCase *tf = tcase_create("folder");    // ./compare --quick --tasks DIR (from JSONL) -e BASE, on a tiny base
+    tcase_set_timeout(tf, 600);
+    tcase_add_test(tf, test_compare_quick_tasks_folder);
+    suite_add_tcase(s, tf);
     return s;
 }
 

@@ -115,10 +115,15 @@ static void expected_answer(int task, const char *p, char *out) {
         char op;
         REQUIRE((sscanf(p, "%d%c%d=", &x, &op, &y)) == (3));
         REQUIRE(op == '+' || op == '-');
-        REQUIRE(p[lp - 1] == '=');
-        REQUIRE(y >= 0 && y <= 9 && p[3] == op);  // three zero-padded digits, op, one digit
-        sprintf(out, "%03d\n", op == '+' ? x + y : x - y);
-        REQUIRE((strlen(out)) == (4));
+        REQUIRE(lp == 10 && p[4] == op && p[lp - 1] == '=');  // four zero-padded digits, op, four digits, '='
+        // carry-free: x + 1111 (digits of x in 0..8), x - 1111 (digits in 1..9), 9999 - y
+        for (int i = 0; i < 4; i++) {
+            int dx = p[i] - '0';
+            if (op == '+') REQUIRE(y == 1111 && dx <= 8);
+            else REQUIRE((y == 1111 && dx >= 1) || x == 9999);
+        }
+        sprintf(out, "%04d\n", op == '+' ? x + y : x - y);
+        REQUIRE((strlen(out)) == (5));
     } else if (task == TASKS_CODE) {
         int up = strncmp(p, "upper(", 6) == 0;
         REQUIRE(up || strncmp(p, "rev(", 4) == 0);
@@ -259,12 +264,12 @@ START_TEST(test_pretrain) {
         REQUIRE((sh.n) >= (want[s]));
         REQUIRE((sh.n) < (want[s] + 2048));
         REQUIRE((sh.tok[0]) == (TASKS_EOT));
-        // plain text without the tasks' formats: no '=', '(', ':' separators of prompts, no newlines
+        // plain text without the tasks' formats: no '=', '(', '+', '>' of the prompts, no newlines
         size_t ndocs = 0;
         for (size_t i = 0; i < sh.n; i++) {
             int t = sh.tok[i];
             if (t == TASKS_EOT) { ndocs++; continue; }
-            REQUIRE_MSG(t >= 32 && t < 127 && t != '=' && t != '(' && t != '>', "pretrain token %d at %zu", t, i);
+            REQUIRE_MSG(t >= 32 && t < 127 && t != '=' && t != '(' && t != '>' && t != '+', "pretrain token %d at %zu", t, i);
         }
         REQUIRE((ndocs) > (sh.n / 1000));
         free_shard(&sh);

@@ -231,6 +231,36 @@ START_TEST(test_continual_lori_s) {
 }
 END_TEST
 
+START_TEST(test_continual_lori_d) {
+    // continual LoRI-D (--lori-stage d --adapter-in): the loaded B trains further (as LoRA's would),
+    // it is not reset. At learning rate 0 stage 2 must give back stage 1's adapter bit for bit.
+    ck_assert_int_eq(system("rm -rf /tmp/tt/cd1 /tmp/tt/cd2"), 0);
+    TrainConfig c;
+    base_config(&c, "lori", "/tmp/tt/cd1");
+    c.dropout = 0;
+    strcpy(c.lori_stage, "d");
+    ck_assert_int_eq(run_cfg(&c), 0);
+    base_config(&c, "lori", "/tmp/tt/cd2");
+    c.dropout = 0;
+    strcpy(c.lori_stage, "d");
+    c.lr = 0;
+    c.max_steps = 2;
+    strcpy(c.train_pattern, "/tmp/tt/task2.bin");
+    strcpy(c.adapter_in, "/tmp/tt/cd1/adapter.bin");
+    ck_assert_int_eq(run_cfg(&c), 0);
+    Adapter s1, s2;
+    char err[512];
+    ck_assert(adapter_load(&s1, "/tmp/tt/cd1/adapter.bin", 2, 32, err, sizeof(err)) == 0);
+    ck_assert(adapter_load(&s2, "/tmp/tt/cd2/adapter.bin", 2, 32, err, sizeof(err)) == 0);
+    ck_assert_uint_eq(s1.nA + s1.nB, s2.nA + s2.nB);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < s1.nB; i++) nonzero += s1.params[s1.nA + i] != 0;
+    ck_assert_uint_gt(nonzero, 0);
+    ck_assert(memcmp(s1.params, s2.params, (s1.nA + s1.nB) * 4) == 0);
+    adapter_free(&s1); adapter_free(&s2);
+}
+END_TEST
+
 START_TEST(test_nan_guard_stops) {
     // a learning rate of 1e30 blows the model up: training must stop with status 2
     ck_assert_int_eq(system("rm -rf /tmp/tt/nan"), 0);
@@ -596,6 +626,7 @@ static Suite *train_suite(void) {
     tcase_add_test(tc, test_lori_pipeline_files);
     tcase_add_test(tc, test_merge_out_equals_adapter);
     tcase_add_test(tc, test_continual_lori_s);
+    tcase_add_test(tc, test_continual_lori_d);
     tcase_add_test(tc, test_nan_guard_stops);
     tcase_add_test(tc, test_disk_full_keeps_previous_file);
     tcase_add_test(tc, test_vocab_mismatch_refused);
