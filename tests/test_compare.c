@@ -508,11 +508,11 @@ static Suite *compare_suite(void) {
     tcase_add_test(tc, test_tinyshakespeare_bytes);
     suite_add_tcase(s, tc);
     TCase *tq = tcase_create("quick");     // ./compare --quick end to end
-    tcase_set_timeout(tq, 900);
+    tcase_set_timeout(tq, 2700); // a fresh clone pretrains the 4000-step base first (about 6 min on 2 idle cores)
     tcase_add_test(tq, test_compare_quick);
     suite_add_tcase(s, tq);
     TCase *tf = tcase_create("folder");    // ./compare --quick --tasks DIR (from JSONL) -e BASE, on a tiny base
-    tcase_set_timeout(tf, 600);
+    tcase_set_timeout(tf, 1500);
     tcase_add_test(tf, test_compare_quick_tasks_folder);
     suite_add_tcase(s, tf);
     return s;
