@@ -508,7 +508,7 @@ static Suite *compare_suite(void) {
     tcase_add_test(tc, test_tinyshakespeare_bytes);
     suite_add_tcase(s, tc);
     TCase *tq = tcase_create("quick");     // ./compare --quick end to end
-    tcase_set_timeout(tq, 2700); // a fresh clone pretrains the 4000-step base first (about 6 min on 2 idle cores)
+    tcase_set_timeout(tq, 2700); // a fresh clone pretrains the 4000-step base first
     tcase_add_test(tq, test_compare_quick);
     suite_add_tcase(s, tq);
     TCase *tf = tcase_create("folder");    // ./compare --quick --tasks DIR (from JSONL) -e BASE, on a tiny base
