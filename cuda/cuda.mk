@@ -130,10 +130,10 @@ test_nccl: tests/test_nccl.c cuda/nccl.h llmc/dist.h | $(CUDA_NCCL_LINK)
 $(CUDA_OBJ)/train_gpt2_nomain.o: train_gpt2.cu $(CUDA_DEPS)
 	@mkdir -p $(CUDA_OBJ)
 	$(NVCC) $(CUDA_NVCCFLAGS) -DTESTING -c -o $@ $<
-build/cuda/compare_host.o: lora/compare.c $(CUDA_HOST_DEPS)
+build/cuda/compare_host.o: lora/compare.c $(wildcard llmc/*.h lora/*.h data/*.h kernels/*.h)
 	@mkdir -p build/cuda
 	$(CUDA_HOST_CC) $(CUDA_HOST_CFLAGS) -DCOMPARE_GPU -c -o $@ lora/compare.c
-comparecu: $(CUDA_OBJ)/train_gpt2_nomain.o $(CUDA_EXTRA_OBJS) build/cuda/compare_host.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
+comparecu: $(CUDA_OBJ)/train_gpt2_nomain.o $(CUDA_EXTRA_OBJS) build/cuda/compare_host.o build/cuda/host_none.o build/cuda/train_gpt2_cpu.o $(CUDA_STAMP)
 	$(CUDA_LINK)
 
 gpu_kernels_bench: dev/bench/gpu_kernels.cu $(CUDA_DEPS)

@@ -194,7 +194,8 @@ static void gpu_be_free(Backend *be) {
 #endif
 }
 
-static int run_training_gpu(TrainConfig *cfg, int bf16, int argc, char **argv, TrainResult *res) {
+// One training run on the GPU (non-static: ./comparecu runs its trainings through it).
+int run_training_gpu(TrainConfig *cfg, int bf16, int argc, char **argv, TrainResult *res) {
     GPUBackend g = {
         .be = {.setup = gpu_be_setup, .opt_setup = gpu_be_opt_setup, .load = gpu_be_load, .sync = gpu_be_sync,
                .set_training = gpu_be_set_training, .forward = gpu_be_forward, .forward_backward = gpu_be_forward_backward,

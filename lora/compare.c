@@ -38,11 +38,11 @@ base.bin (the base every run started from); log.txt (everything the runs printed
 */
 #include <dirent.h>
 #include <fcntl.h>
-#ifdef COMPARE_GPU
-#include "../cuda/host.c"   // the llmc/ library and the GPU backend: run_training_gpu
-#else
 #include "../llmc/train.h"  // run_training: the CPU trainer's (train_gpt2.c without main, linked)
 #include "../llmc/embedded.h"
+#ifdef COMPARE_GPU
+// the GPU trainer's run (cuda/host.c, linked with the GPU model: comparecu)
+int run_training_gpu(TrainConfig *cfg, int bf16, int argc, char **argv, TrainResult *res);
 #endif
 #include "../llmc/report.h"
 #include "merge.h"
