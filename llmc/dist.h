@@ -171,7 +171,7 @@ static int dist_check_identical(const char *what, const void *buf, size_t bytes,
         return -1;
     }
 #endif
-    (void)err; (void)errlen;
+    (void)h; (void)err; (void)errlen;
     return 0;
 }
 
