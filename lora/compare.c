@@ -1153,6 +1153,100 @@ static void write_claims(Compare *cm, FILE *f) {
     }
 }
 
+// Report sections 3 and 4: the merged adapters scored on every task, and continual learning.
+static void write_report_merging_continual(Compare *cm, FILE *f) {
+    // 3. merging
+    int have_merge = 0;
+    for (int k = 0; k < NUM_KINDS; k++) for (int mi = 0; mi < NUM_MERGES; mi++) have_merge |= cm->merged_ok[k][mi];
+    if (have_merge) {
+        fprintf(f, "\n## 3. Merging the %d task adapters (interference)\n\n", cm->ntasks);
+        fprintf(f, "Per seed, the task adapters at their chosen rates merged into one (`lora/merge.h`): weight 1 each (ties and dare keep %.0f%% "
+                   "of each factor; dare = `dare_linear`, rescaled by 1/density), or the LoRI scripts' equal weights (%.2g each); each merge scored "
+                   "on every task's test split. Cells: mean over seeds (%%); *mean*: over tasks, ± sd [min–max] over seeds. *single-task*: each "
+                   "task's own adapter: the drop from it is the cross-task interference.\n\n", 100.0 * CMP_MERGE_DENSITY, 1.2 / cm->ntasks);
+        fprintf(f, "| adapter | method | rank |");
+        for (int t = 0; t < cm->ntasks; t++) fprintf(f, " %s |", cm->task_names[t]);
+        fprintf(f, " mean |\n|---|---|---:|");
+        for (int t = 0; t <= cm->ntasks; t++) fprintf(f, "---:|");
+        fprintf(f, "\n");
+        for (int k = 0; k < NUM_KINDS; k++) {
+            int v = kinds[k];
+            if (!cm->use_variant[v]) continue;
+            char st[96];
+            fprintf(f, "| %s | single-task | %d |", variants[v].label, cm->rank);
+            for (int t = 0; t < cm->ntasks; t++) fprintf(f, " %.1f |", test_stat(cm, t, v).mean);
+            fmt_stat(st, sizeof(st), single_mean_stat(cm, v), 1);
+            fprintf(f, " %s |\n", st);
+            for (int mi = 0; mi < NUM_MERGES; mi++) {
+                if (!cm->merged_ok[k][mi]) continue;
+                fprintf(f, "| %s | %s | %d |", variants[v].label, merges[mi].label, cm->merged_rank[k][mi]);
+                for (int t = 0; t < cm->ntasks; t++) {
+                    double x[CMP_MAX_SEEDS];
+                    for (int s = 0; s < cm->nseeds; s++) x[s] = pct(cm->merged[k][mi][s][t]);
+                    fprintf(f, " %.1f |", stat_of(x, cm->nseeds).mean);
+                }
+                fmt_stat(st, sizeof(st), merge_mean_stat(cm, k, mi), 1);
+                fprintf(f, " **%s** |\n", st);
+            }
+        }
+        fprintf(f, "\n![merged adapters](merge.svg)\n");
+    }
+
+    // 4. continual
+    int have_cont = 0;
+    for (int k = 0; k < NUM_KINDS; k++) for (int t = 0; t < cm->ntasks; t++) have_cont |= cm->cont_ok[k][t];
+    if (have_cont) {
+        const char *src = cm->task_names[cm->src];
+        fprintf(f, "\n## 4. Continual learning: %s, then another task\n\n", src);
+        fprintf(f, "Stage 1 is the %s adapter of section 2 (per seed); stage 2 trains it %d more steps on the new task at that task's chosen rate "
+                   "(`--adapter-in`). LoRA trains all of A and B again; LoRI-D trains all of B (A stays frozen); LoRI-S trains a fresh LoRI-D on the "
+                   "new task for its mask (%d steps), then only the new mask's entries of the loaded B (%d steps): the other entries stay bit-identical. "
+                   "*forgetting* = %s before − after (points). Mean ± sd over seeds.\n\n", src, cm->steps, cm->steps / 2, cm->steps - cm->steps / 2, src);
+        fprintf(f, "| adapter | new task | %s, stage 1 | %s after stage 2 | forgetting | new task after stage 2 | new task, own adapter |\n", src, src);
+        fprintf(f, "|---|---|---:|---:|---:|---:|---:|\n");
+        for (int k = 0; k < NUM_KINDS; k++) for (int t = 0; t < cm->ntasks; t++) {
+            if (!cm->cont_ok[k][t]) continue;
+            int v = kinds[k];
+            double a[CMP_MAX_SEEDS], nw[CMP_MAX_SEEDS];
+            for (int s = 0; s < cm->nseeds; s++) { a[s] = pct(cm->cont_src[k][t][s]); nw[s] = pct(cm->cont_new[k][t][s]); }
+            Stat sa = stat_of(a, cm->nseeds), fg = forgetting_stat(cm, k, t), sn = stat_of(nw, cm->nseeds);
+            fprintf(f, "| %s | %s | %.1f | %.1f ± %.1f | **%+.1f ± %.1f** | %.1f ± %.1f | %.1f |\n", variants[v].label, cm->task_names[t],
+                    test_stat(cm, cm->src, v).mean, sa.mean, sa.sd, fg.mean, fg.sd, sn.mean, sn.sd, test_stat(cm, t, v).mean);
+        }
+        fprintf(f, "\n![forgetting](forgetting.svg)\n");
+    }
+}
+
+// Report section 5: PLoRA against LoRA at low rank.
+static void write_report_plora(Compare *cm, FILE *f) {
+    // 5. PLoRA
+    if (cm->pl_ok) {
+        int t = cm->ptask;
+        fprintf(f, "\n## 5. PLoRA's claim: learning ability at low rank ('%s')\n\n", cm->task_names[t]);
+        fprintf(f, "The same %d steps for every run; *loss fall* = the first step's training loss − the mean of the last tenth of the steps "
+                   "(answer tokens); PLoRA with S stages unloads into the base every %d/S steps; rates: LoRA's and PLoRA's chosen rates on '%s' "
+                   "(%g, %g; alpha = 2r keeps the scale fixed across ranks). Mean ± sd over %d seeds; *ratio*: PLoRA's fall over LoRA's, per seed.\n\n",
+                cm->steps, cm->steps, cm->task_names[t], (double)cm->lrs[V_LORA][cm->best[t][V_LORA]], (double)cm->lrs[V_PLORA][cm->best[t][V_PLORA]], cm->nseeds);
+        fprintf(f, "| rank | LoRA |");
+        for (int j = 1; j <= cm->nstages; j++) fprintf(f, " PLoRA %d stages | ratio |", cm->stages[j - 1]);
+        fprintf(f, "\n|---:|---:|");
+        for (int j = 1; j <= cm->nstages; j++) fprintf(f, "---:|---:|");
+        fprintf(f, "\n");
+        for (int i = 0; i < cm->nranks; i++) {
+            Stat l = fall_stat(cm, i, 0);
+            fprintf(f, "| %d | %.3f ± %.3f |", cm->ranks[i], l.mean, l.sd);
+            for (int j = 1; j <= cm->nstages; j++) {
+                Stat p = fall_stat(cm, i, j), r = ratio_stat(cm, i, j);
+                fprintf(f, " %.3f ± %.3f | %.2fx [%.2f–%.2f] |", p.mean, p.sd, r.mean, r.lo, r.hi);
+            }
+            fprintf(f, "\n");
+        }
+        Stat full = fall_stat(cm, 0, -1);
+        if (full.n) fprintf(f, "\nFull fine-tuning (section 2's runs, same steps): loss fall %.3f ± %.3f.\n", full.mean, full.sd);
+        fprintf(f, "\n![PLoRA vs LoRA](plora.svg)\n");
+    }
+}
+
 static void write_report(Compare *cm, const char *load_start) {
     char path[1200], tmp[1300];
     snprintf(path, sizeof(path), "%s/report.md", cm->out);
@@ -1253,93 +1347,8 @@ static void write_report(Compare *cm, const char *load_start) {
                 a.mean >= 90 && b.mean >= 80 ? "met" : "**not met**");
     }
 
-    // 3. merging
-    int have_merge = 0;
-    for (int k = 0; k < NUM_KINDS; k++) for (int mi = 0; mi < NUM_MERGES; mi++) have_merge |= cm->merged_ok[k][mi];
-    if (have_merge) {
-        fprintf(f, "\n## 3. Merging the %d task adapters (interference)\n\n", cm->ntasks);
-        fprintf(f, "Per seed, the task adapters at their chosen rates merged into one (`lora/merge.h`): weight 1 each (ties and dare keep %.0f%% "
-                   "of each factor; dare = `dare_linear`, rescaled by 1/density), or the LoRI scripts' equal weights (%.2g each); each merge scored "
-                   "on every task's test split. Cells: mean over seeds (%%); *mean*: over tasks, ± sd [min–max] over seeds. *single-task*: each "
-                   "task's own adapter: the drop from it is the cross-task interference.\n\n", 100.0 * CMP_MERGE_DENSITY, 1.2 / cm->ntasks);
-        fprintf(f, "| adapter | method | rank |");
-        for (int t = 0; t < cm->ntasks; t++) fprintf(f, " %s |", cm->task_names[t]);
-        fprintf(f, " mean |\n|---|---|---:|");
-        for (int t = 0; t <= cm->ntasks; t++) fprintf(f, "---:|");
-        fprintf(f, "\n");
-        for (int k = 0; k < NUM_KINDS; k++) {
-            int v = kinds[k];
-            if (!cm->use_variant[v]) continue;
-            char st[96];
-            fprintf(f, "| %s | single-task | %d |", variants[v].label, cm->rank);
-            for (int t = 0; t < cm->ntasks; t++) fprintf(f, " %.1f |", test_stat(cm, t, v).mean);
-            fmt_stat(st, sizeof(st), single_mean_stat(cm, v), 1);
-            fprintf(f, " %s |\n", st);
-            for (int mi = 0; mi < NUM_MERGES; mi++) {
-                if (!cm->merged_ok[k][mi]) continue;
-                fprintf(f, "| %s | %s | %d |", variants[v].label, merges[mi].label, cm->merged_rank[k][mi]);
-                for (int t = 0; t < cm->ntasks; t++) {
-                    double x[CMP_MAX_SEEDS];
-                    for (int s = 0; s < cm->nseeds; s++) x[s] = pct(cm->merged[k][mi][s][t]);
-                    fprintf(f, " %.1f |", stat_of(x, cm->nseeds).mean);
-                }
-                fmt_stat(st, sizeof(st), merge_mean_stat(cm, k, mi), 1);
-                fprintf(f, " **%s** |\n", st);
-            }
-        }
-        fprintf(f, "\n![merged adapters](merge.svg)\n");
-    }
-
-    // 4. continual
-    int have_cont = 0;
-    for (int k = 0; k < NUM_KINDS; k++) for (int t = 0; t < cm->ntasks; t++) have_cont |= cm->cont_ok[k][t];
-    if (have_cont) {
-        const char *src = cm->task_names[cm->src];
-        fprintf(f, "\n## 4. Continual learning: %s, then another task\n\n", src);
-        fprintf(f, "Stage 1 is the %s adapter of section 2 (per seed); stage 2 trains it %d more steps on the new task at that task's chosen rate "
-                   "(`--adapter-in`). LoRA trains all of A and B again; LoRI-D trains all of B (A stays frozen); LoRI-S trains a fresh LoRI-D on the "
-                   "new task for its mask (%d steps), then only the new mask's entries of the loaded B (%d steps): the other entries stay bit-identical. "
-                   "*forgetting* = %s before − after (points). Mean ± sd over seeds.\n\n", src, cm->steps, cm->steps / 2, cm->steps - cm->steps / 2, src);
-        fprintf(f, "| adapter | new task | %s, stage 1 | %s after stage 2 | forgetting | new task after stage 2 | new task, own adapter |\n", src, src);
-        fprintf(f, "|---|---|---:|---:|---:|---:|---:|\n");
-        for (int k = 0; k < NUM_KINDS; k++) for (int t = 0; t < cm->ntasks; t++) {
-            if (!cm->cont_ok[k][t]) continue;
-            int v = kinds[k];
-            double a[CMP_MAX_SEEDS], nw[CMP_MAX_SEEDS];
-            for (int s = 0; s < cm->nseeds; s++) { a[s] = pct(cm->cont_src[k][t][s]); nw[s] = pct(cm->cont_new[k][t][s]); }
-            Stat sa = stat_of(a, cm->nseeds), fg = forgetting_stat(cm, k, t), sn = stat_of(nw, cm->nseeds);
-            fprintf(f, "| %s | %s | %.1f | %.1f ± %.1f | **%+.1f ± %.1f** | %.1f ± %.1f | %.1f |\n", variants[v].label, cm->task_names[t],
-                    test_stat(cm, cm->src, v).mean, sa.mean, sa.sd, fg.mean, fg.sd, sn.mean, sn.sd, test_stat(cm, t, v).mean);
-        }
-        fprintf(f, "\n![forgetting](forgetting.svg)\n");
-    }
-
-    // 5. PLoRA
-    if (cm->pl_ok) {
-        int t = cm->ptask;
-        fprintf(f, "\n## 5. PLoRA's claim: learning ability at low rank ('%s')\n\n", cm->task_names[t]);
-        fprintf(f, "The same %d steps for every run; *loss fall* = the first step's training loss − the mean of the last tenth of the steps "
-                   "(answer tokens); PLoRA with S stages unloads into the base every %d/S steps; rates: LoRA's and PLoRA's chosen rates on '%s' "
-                   "(%g, %g; alpha = 2r keeps the scale fixed across ranks). Mean ± sd over %d seeds; *ratio*: PLoRA's fall over LoRA's, per seed.\n\n",
-                cm->steps, cm->steps, cm->task_names[t], (double)cm->lrs[V_LORA][cm->best[t][V_LORA]], (double)cm->lrs[V_PLORA][cm->best[t][V_PLORA]], cm->nseeds);
-        fprintf(f, "| rank | LoRA |");
-        for (int j = 1; j <= cm->nstages; j++) fprintf(f, " PLoRA %d stages | ratio |", cm->stages[j - 1]);
-        fprintf(f, "\n|---:|---:|");
-        for (int j = 1; j <= cm->nstages; j++) fprintf(f, "---:|---:|");
-        fprintf(f, "\n");
-        for (int i = 0; i < cm->nranks; i++) {
-            Stat l = fall_stat(cm, i, 0);
-            fprintf(f, "| %d | %.3f ± %.3f |", cm->ranks[i], l.mean, l.sd);
-            for (int j = 1; j <= cm->nstages; j++) {
-                Stat p = fall_stat(cm, i, j), r = ratio_stat(cm, i, j);
-                fprintf(f, " %.3f ± %.3f | %.2fx [%.2f–%.2f] |", p.mean, p.sd, r.mean, r.lo, r.hi);
-            }
-            fprintf(f, "\n");
-        }
-        Stat full = fall_stat(cm, 0, -1);
-        if (full.n) fprintf(f, "\nFull fine-tuning (section 2's runs, same steps): loss fall %.3f ± %.3f.\n", full.mean, full.sd);
-        fprintf(f, "\n![PLoRA vs LoRA](plora.svg)\n");
-    }
+    write_report_merging_continual(cm, f);
+    write_report_plora(cm, f);
     write_claims(cm, f);
     fprintf(f, "\nRaw numbers: `sweep.csv`, `results.csv`, `merge.csv`, `continual.csv`, `plora.csv`; every run's `train.csv`, adapter or model and "
                "equivalent trainer command (`command.txt`) under `runs/`, `continual/`, `plora/`; everything the runs printed: `log.txt`.\n");
@@ -1409,27 +1418,27 @@ static int parse_list(const char *s, double *out, int max) {
     return n;
 }
 
-static int compare_main(int argc, char **argv) {
-    static Compare cm;
-    memset(&cm, 0, sizeof(cm));
+// The command line into cm: the profile, then every flag over it. 0: go on; 1: a bad flag (said);
+// 2: help printed. *threads and *quick are what the rest of compare_main needs besides cm.
+static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_out, int *quick_out) {
     g_stop_requested = 0;
 #ifdef COMPARE_GPU
-    snprintf(cm.profile, sizeof(cm.profile), "full");
+    snprintf(cm->profile, sizeof(cm->profile), "full");
 #else
-    snprintf(cm.profile, sizeof(cm.profile), "cpu");
+    snprintf(cm->profile, sizeof(cm->profile), "cpu");
 #endif
-    snprintf(cm.out, sizeof(cm.out), "%s/compare", DEFAULT_OUT_DIR);
-    cm.bf16 = 1;
-    for (int v = 0; v < NUM_VARIANTS; v++) cm.use_variant[v] = 1;
-    cm.parts_merge = cm.parts_continual = cm.parts_plora = 1;
+    snprintf(cm->out, sizeof(cm->out), "%s/compare", DEFAULT_OUT_DIR);
+    cm->bf16 = 1;
+    for (int v = 0; v < NUM_VARIANTS; v++) cm->use_variant[v] = 1;
+    cm->parts_merge = cm->parts_continual = cm->parts_plora = 1;
     int steps = -1, seeds = -1, rank = DEFAULT_RANK, B = DEFAULT_B, T = DEFAULT_T, eval_ex = -1, val_ex = -1, threads = 0;
     const char *lrs_arg[NUM_VARIANTS] = {0}, *ranks_arg = NULL, *stages_arg = NULL;
-    for (int i = 0; i < (int)(sizeof(cm.cmdline) - 1) && i < argc; i++) {
-        size_t l = strlen(cm.cmdline);
+    for (int i = 0; i < (int)(sizeof(cm->cmdline) - 1) && i < argc; i++) {
+        size_t l = strlen(cm->cmdline);
 #ifdef COMPARE_GPU
-        snprintf(cm.cmdline + l, sizeof(cm.cmdline) - l, "%s%s", i ? " " : "", i ? argv[i] : "./comparecu");
+        snprintf(cm->cmdline + l, sizeof(cm->cmdline) - l, "%s%s", i ? " " : "", i ? argv[i] : "./comparecu");
 #else
-        snprintf(cm.cmdline + l, sizeof(cm.cmdline) - l, "%s%s", i ? " " : "", i ? argv[i] : "./compare");
+        snprintf(cm->cmdline + l, sizeof(cm->cmdline) - l, "%s%s", i ? " " : "", i ? argv[i] : "./compare");
 #endif
     }
 #define NEED() do { if (i + 1 >= argc || !argv[i + 1][0]) { fprintf(stderr, "error: %s needs a value (see -h)\n", a); return 1; } } while (0)
@@ -1437,34 +1446,34 @@ static int compare_main(int argc, char **argv) {
         if (*e_ || x_ < (lo) || x_ > 1000000) { fprintf(stderr, "error: %s expects an integer >= %d, got '%s'\n", a, (lo), argv[i]); return 1; } (dst) = (int)x_; } while (0)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--quick") == 0) snprintf(cm.profile, sizeof(cm.profile), "quick");
+        if (strcmp(a, "--quick") == 0) snprintf(cm->profile, sizeof(cm->profile), "quick");
         else if (strcmp(a, "--profile") == 0) {
             NEED();
             const char *p = argv[++i];
             if (strcmp(p, "quick") && strcmp(p, "cpu") && strcmp(p, "full")) { fprintf(stderr, "error: --profile must be quick, cpu or full\n"); return 1; }
-            snprintf(cm.profile, sizeof(cm.profile), "%s", p);
+            snprintf(cm->profile, sizeof(cm->profile), "%s", p);
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
             NEED();
             if (strlen(argv[i + 1]) > 900) { fprintf(stderr, "error: output directory name too long\n"); return 1; }
-            snprintf(cm.out, sizeof(cm.out), "%s", argv[++i]);
+            snprintf(cm->out, sizeof(cm->out), "%s", argv[++i]);
         } else if (strcmp(a, "--tasks") == 0) {
             NEED();
             if (strlen(argv[i + 1]) > 900) { fprintf(stderr, "error: --tasks: folder name too long\n"); return 1; }
-            snprintf(cm.tasks_dir, sizeof(cm.tasks_dir), "%s", argv[++i]);
+            snprintf(cm->tasks_dir, sizeof(cm->tasks_dir), "%s", argv[++i]);
         } else if (strcmp(a, "-e") == 0 || strcmp(a, "--model") == 0) {
             NEED();
             if (strlen(argv[i + 1]) > 900) { fprintf(stderr, "error: -e: file name too long\n"); return 1; }
-            snprintf(cm.base_arg, sizeof(cm.base_arg), "%s", argv[++i]);
+            snprintf(cm->base_arg, sizeof(cm->base_arg), "%s", argv[++i]);
         } else if (strcmp(a, "--variants") == 0) {
             NEED();
-            for (int v = 0; v < NUM_VARIANTS; v++) cm.use_variant[v] = 0;
+            for (int v = 0; v < NUM_VARIANTS; v++) cm->use_variant[v] = 0;
             char buf[256];
             snprintf(buf, sizeof(buf), "%s", argv[++i]);
             for (char *sp = NULL, *tok = strtok_r(buf, ",", &sp); tok; tok = strtok_r(NULL, ",", &sp)) {
                 int found = -1;
                 for (int v = 0; v < NUM_VARIANTS; v++) if (strcmp(tok, variants[v].name) == 0) found = v;
                 if (found < 0) { fprintf(stderr, "error: --variants: unknown '%s' (full,lora,lori_d,lori_s,plora)\n", tok); return 1; }
-                cm.use_variant[found] = 1;
+                cm->use_variant[found] = 1;
             }
         } else if (strcmp(a, "--steps") == 0) INTARG(steps, 2);
         else if (strcmp(a, "--seeds") == 0) INTARG(seeds, 1);
@@ -1488,78 +1497,89 @@ static int compare_main(int argc, char **argv) {
             lrs_arg[found] = argv[++i];
         } else if (strcmp(a, "--parts") == 0) {
             NEED();
-            cm.parts_merge = cm.parts_continual = cm.parts_plora = 0;
+            cm->parts_merge = cm->parts_continual = cm->parts_plora = 0;
             char buf[256];
             snprintf(buf, sizeof(buf), "%s", argv[++i]);
             for (char *sp = NULL, *tok = strtok_r(buf, ",", &sp); tok; tok = strtok_r(NULL, ",", &sp)) {
-                if (strcmp(tok, "merge") == 0) cm.parts_merge = 1;
-                else if (strcmp(tok, "continual") == 0) cm.parts_continual = 1;
-                else if (strcmp(tok, "plora") == 0) cm.parts_plora = 1;
+                if (strcmp(tok, "merge") == 0) cm->parts_merge = 1;
+                else if (strcmp(tok, "continual") == 0) cm->parts_continual = 1;
+                else if (strcmp(tok, "plora") == 0) cm->parts_plora = 1;
                 else if (strcmp(tok, "finetune") != 0) { fprintf(stderr, "error: --parts: unknown '%s' (merge,continual,plora)\n", tok); return 1; }
             }
-        } else if (strcmp(a, "--continual-from") == 0) { NEED(); snprintf(cm.continual_from, sizeof(cm.continual_from), "%s", argv[++i]); }
-        else if (strcmp(a, "--plora-task") == 0) { NEED(); snprintf(cm.plora_task, sizeof(cm.plora_task), "%s", argv[++i]); }
+        } else if (strcmp(a, "--continual-from") == 0) { NEED(); snprintf(cm->continual_from, sizeof(cm->continual_from), "%s", argv[++i]); }
+        else if (strcmp(a, "--plora-task") == 0) { NEED(); snprintf(cm->plora_task, sizeof(cm->plora_task), "%s", argv[++i]); }
         else if (strcmp(a, "--plora-ranks") == 0) { NEED(); ranks_arg = argv[++i]; }
         else if (strcmp(a, "--plora-stages") == 0) { NEED(); stages_arg = argv[++i]; }
 #ifdef COMPARE_GPU
         else if (strcmp(a, "--precision") == 0) {
             NEED();
             const char *p = argv[++i];
-            if (strcmp(p, "bf16") == 0) cm.bf16 = 1; else if (strcmp(p, "fp32") == 0) cm.bf16 = 0;
+            if (strcmp(p, "bf16") == 0) cm->bf16 = 1; else if (strcmp(p, "fp32") == 0) cm->bf16 = 0;
             else { fprintf(stderr, "error: --precision must be bf16 or fp32\n"); return 1; }
         }
 #endif
-        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(argv[0]); return 0; }
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(argv[0]); return 2; }
         else { fprintf(stderr, "error: unknown argument '%s' (see -h)\n", a); return 1; }
     }
 #undef INTARG
 #undef NEED
     // the profile's values, then the flags'
-    int quick = cm.quick = strcmp(cm.profile, "quick") == 0, full = strcmp(cm.profile, "full") == 0;
-    cm.steps = steps > 0 ? steps : quick ? CMP_QUICK_STEPS : CMP_STEPS;
-    cm.nseeds = seeds > 0 ? seeds : quick ? 2 : 3;
-    if (cm.nseeds > CMP_MAX_SEEDS) { fprintf(stderr, "error: --seeds: at most %d\n", CMP_MAX_SEEDS); return 1; }
-    cm.rank = rank; cm.B = B; cm.T = T;
-    cm.eval_examples = eval_ex >= 0 ? eval_ex : quick ? 24 : full ? 0 : 250;
-    cm.val_examples = val_ex >= 0 ? val_ex : quick ? 24 : full ? 0 : 250;
-    cm.val_batches = quick ? 4 : 20;
+    int quick = cm->quick = strcmp(cm->profile, "quick") == 0, full = strcmp(cm->profile, "full") == 0;
+    cm->steps = steps > 0 ? steps : quick ? CMP_QUICK_STEPS : CMP_STEPS;
+    cm->nseeds = seeds > 0 ? seeds : quick ? 2 : 3;
+    if (cm->nseeds > CMP_MAX_SEEDS) { fprintf(stderr, "error: --seeds: at most %d\n", CMP_MAX_SEEDS); return 1; }
+    cm->rank = rank; cm->B = B; cm->T = T;
+    cm->eval_examples = eval_ex >= 0 ? eval_ex : quick ? 24 : full ? 0 : 250;
+    cm->val_examples = val_ex >= 0 ? val_ex : quick ? 24 : full ? 0 : 250;
+    cm->val_batches = quick ? 4 : 20;
     for (int v = 0; v < NUM_VARIANTS; v++) {
         if (lrs_arg[v]) {
             double x[CMP_MAX_LRS];
             int n = parse_list(lrs_arg[v], x, CMP_MAX_LRS);
             if (n <= 0) { fprintf(stderr, "error: --lrs-%s: expects 1 to %d positive rates, comma-separated, got '%s'\n", variants[v].name, CMP_MAX_LRS, lrs_arg[v]); return 1; }
-            cm.nlrs[v] = n;
-            for (int i = 0; i < n; i++) cm.lrs[v][i] = (float)x[i];
+            cm->nlrs[v] = n;
+            for (int i = 0; i < n; i++) cm->lrs[v][i] = (float)x[i];
         } else if (!full) {
-            cm.nlrs[v] = 2;
-            for (int i = 0; i < 2; i++) cm.lrs[v][i] = default_lrs[v][1 + i];
+            cm->nlrs[v] = 2;
+            for (int i = 0; i < 2; i++) cm->lrs[v][i] = default_lrs[v][1 + i];
         } else {
-            cm.nlrs[v] = 4;
-            for (int i = 0; i < 4; i++) cm.lrs[v][i] = default_lrs[v][i];
+            cm->nlrs[v] = 4;
+            for (int i = 0; i < 4; i++) cm->lrs[v][i] = default_lrs[v][i];
         }
     }
     const int *pr = quick ? quick_ranks : full ? full_ranks : cpu_ranks, *ps = quick ? quick_stages : full ? full_stages : cpu_stages;
-    cm.nranks = quick ? 2 : full ? 4 : 2;
-    cm.nstages = quick ? 1 : full ? 2 : 1;
-    for (int i = 0; i < cm.nranks; i++) cm.ranks[i] = pr[i];
-    for (int j = 0; j < cm.nstages; j++) cm.stages[j] = ps[j];
+    cm->nranks = quick ? 2 : full ? 4 : 2;
+    cm->nstages = quick ? 1 : full ? 2 : 1;
+    for (int i = 0; i < cm->nranks; i++) cm->ranks[i] = pr[i];
+    for (int j = 0; j < cm->nstages; j++) cm->stages[j] = ps[j];
     if (ranks_arg) {
         double x[CMP_MAX_RANKS];
         int n = parse_list(ranks_arg, x, CMP_MAX_RANKS);
         if (n <= 0) { fprintf(stderr, "error: --plora-ranks: 1 to %d positive integers\n", CMP_MAX_RANKS); return 1; }
-        cm.nranks = n;
-        for (int i = 0; i < n; i++) cm.ranks[i] = (int)x[i];
+        cm->nranks = n;
+        for (int i = 0; i < n; i++) cm->ranks[i] = (int)x[i];
     }
     if (stages_arg) {
         double x[CMP_MAX_STAGES];
         int n = parse_list(stages_arg, x, CMP_MAX_STAGES);
         if (n <= 0) { fprintf(stderr, "error: --plora-stages: 1 to %d positive integers\n", CMP_MAX_STAGES); return 1; }
-        cm.nstages = n;
-        for (int j = 0; j < n; j++) cm.stages[j] = (int)x[j];
+        cm->nstages = n;
+        for (int j = 0; j < n; j++) cm->stages[j] = (int)x[j];
     }
-    if (cm.use_variant[V_LORI_S]) cm.use_variant[V_LORI_D] = 1; // LoRI-S's D stage runs at LoRI-D's chosen rate
-    for (int t = 0; t < CMP_MAX_TASKS; t++) for (int v = 0; v < NUM_VARIANTS; v++) cm.best[t][v] = -1;
+    if (cm->use_variant[V_LORI_S]) cm->use_variant[V_LORI_D] = 1; // LoRI-S's D stage runs at LoRI-D's chosen rate
+    for (int t = 0; t < CMP_MAX_TASKS; t++) for (int v = 0; v < NUM_VARIANTS; v++) cm->best[t][v] = -1;
 
+    *threads_out = threads;
+    *quick_out = quick;
+    return 0;
+}
+
+static int compare_main(int argc, char **argv) {
+    static Compare cm;
+    memset(&cm, 0, sizeof(cm));
+    int threads = 0, quick = 0;
+    int rc = compare_parse_args(&cm, argc, argv, &threads, &quick);
+    if (rc != 0) return rc == 2 ? 0 : rc;
     mkdir_p(cm.out);
     char logpath[1200];
     snprintf(logpath, sizeof(logpath), "%s/log.txt", cm.out);
