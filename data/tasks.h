@@ -647,12 +647,24 @@ static int tasks_generate_pretrain(const char *dir, uint64_t seed, int verbose) 
     return 0;
 }
 
+// The generator's version, written last into DIR/SUITE: a folder made by an older generator (other
+// tasks, another corpus) is not "present", so the embedded default and ./compare make it again.
+#define TASKS_SUITE_VERSION "lora.c task suite 2: carry-free four-digit arith, a corpus holding arith's and code's skills\n"
+
 static int tasks_generate(const char *dir, uint64_t seed, int verbose) {
     if (strlen(dir) > 4000) { fprintf(stderr, "tasks: directory name too long: %.60s...\n", dir); return -1; }
     if (tasks_mkdirs(dir)) return -1;
     if (tasks_write_tokenizer(dir, verbose)) return -1;
     if (tasks_generate_pretrain(dir, seed, verbose)) return -1;
     for (int t = 0; t < TASKS_NTASKS; t++) if (tasks_generate_task(dir, t, seed, verbose)) return -1;
+    char path[4096], tmp[4100];
+    snprintf(path, sizeof path, "%s/SUITE", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fputs(TASKS_SUITE_VERSION, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "tasks: cannot write %s\n", path);
+        return -1;
+    }
     return 0;
 }
 
@@ -670,8 +682,15 @@ static int tasks_shard_path(char *buf, size_t cap, const char *dir, const char *
 }
 
 static int tasks_present(const char *dir) {
-    char path[4096];
+    char path[4096], have[256] = "";
     struct stat st;
+    snprintf(path, sizeof path, "%s/SUITE", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(have, 1, sizeof have - 1, f);
+    fclose(f);
+    have[n] = 0;
+    if (strcmp(have, TASKS_SUITE_VERSION) != 0) return 0; // an older generator's folder
     snprintf(path, sizeof path, "%s/tokenizer.bin", dir);
     if (stat(path, &st) != 0) return 0;
     for (int s = 0; s < 2; s++) {

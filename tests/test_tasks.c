@@ -171,7 +171,7 @@ START_TEST(test_generate_ok) {
     ck_assert_int_eq(tasks_present("/tmp/no_such_tasks_dir_here"), 0);
     // exactly the documented files: tokenizer, 2 pretrain shards, 4 tasks x 3 splits x (bin + mask);
     // no temporary file left behind
-    ck_assert_int_eq(count_files(dir_a), 1 + 2 + TASKS_NTASKS * 3 * 2);
+    ck_assert_int_eq(count_files(dir_a), 1 + 1 + 2 + TASKS_NTASKS * 3 * 2); // SUITE, tokenizer, pretraining, tasks
     char path[512];
     ck_assert_int_eq(tasks_shard_path(path, sizeof path, "d", "arith", "test"), 0);
     ck_assert_str_eq(path, "d/arith_test.bin");
@@ -212,7 +212,7 @@ START_TEST(test_same_seed_identical) {
         nfiles++;
     }
     closedir(d);
-    ck_assert_int_eq(nfiles, 1 + 2 + TASKS_NTASKS * 3 * 2);
+    ck_assert_int_eq(nfiles, 1 + 1 + 2 + TASKS_NTASKS * 3 * 2); // SUITE, tokenizer, pretraining, tasks
 }
 END_TEST
 
@@ -597,6 +597,17 @@ END_TEST
 // Runs last (it deletes a file of the seed-7 suite): one missing mask makes the suite absent.
 START_TEST(test_present_needs_every_file) {
     char path[512];
+    ck_assert_int_eq(tasks_present(dir_c), 1);
+    // an older generator's folder (another SUITE line) is not present: it is made again
+    snprintf(path, sizeof path, "%s/SUITE", dir_c);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("lora.c task suite 1\n", f);
+    fclose(f);
+    ck_assert_int_eq(tasks_present(dir_c), 0);
+    f = fopen(path, "w");
+    fputs(TASKS_SUITE_VERSION, f);
+    fclose(f);
     ck_assert_int_eq(tasks_present(dir_c), 1);
     snprintf(path, sizeof path, "%s/safety_test.lossmask", dir_c);
     ck_assert_int_eq(remove(path), 0);
