@@ -90,7 +90,7 @@ deps:
 # test_gpt2.c at the root (llm.c's pair with train_gpt2.c); the other suites in tests/
 test_gpt2: test_gpt2.c train_gpt2.c $(HEADERS) | deps
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< $(CHECK_LIBS) $(LDLIBS)
-test_%: tests/test_%.c train_gpt2.c $(HEADERS) | deps
+test_%: tests/test_%.c train_gpt2.c $(HEADERS) tests/test_util.h | deps
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< $(CHECK_LIBS) $(LDLIBS)
 
 test_merge: merge_adapters

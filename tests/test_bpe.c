@@ -16,6 +16,7 @@ root. Standalone: includes data/bpe.h only.
                       without them these tests are SKIPPED, and the output says so.
 */
 #include <check.h>
+#include "tests/test_util.h"
 #include <sys/wait.h>
 #include "data/bpe.h"
 
@@ -25,18 +26,7 @@ root. Standalone: includes data/bpe.h only.
 static char errbuf[4096];
 static char tmpdir[256];
 
-static void make_tmpdir(void) {
-    if (tmpdir[0]) return;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_bpe_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); exit(1); }
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot write %s", path);
-    if (n) ck_assert(fwrite(data, 1, n, f) == n);
-    fclose(f);
-}
+static void make_tmpdir(void) { test_make_tmpdir(tmpdir, sizeof(tmpdir), "test_bpe"); }
 
 // The pieces of GPT-2's pre-tokenisation of s, joined with '|'.
 static void pieces(const char *s, char *out, size_t cap) {
@@ -98,7 +88,7 @@ static void write_small(const char *dir, const char *const *merges, int nm, cons
     char path[512];
     FILE *f;
     snprintf(path, sizeof(path), "%s/vocab.json", dir);
-    if (vocab_override) write_file(path, vocab_override, strlen(vocab_override));
+    if (vocab_override) test_write_file(path, vocab_override, strlen(vocab_override));
     else {
         f = fopen(path, "wb");
         fputc('{', f);
@@ -122,7 +112,7 @@ static void write_small(const char *dir, const char *const *merges, int nm, cons
         fclose(f);
     }
     snprintf(path, sizeof(path), "%s/merges.txt", dir);
-    if (merges_override) write_file(path, merges_override, strlen(merges_override));
+    if (merges_override) test_write_file(path, merges_override, strlen(merges_override));
     else {
         f = fopen(path, "wb");
         fprintf(f, "#version: 0.2\n");
@@ -426,14 +416,14 @@ START_TEST(test_reference_gpt2) {
     uint64_t rng = 7;
     for (int c = 0; c < ncases; c++) {
         snprintf(cases[c].path, sizeof(cases[c].path), "%s/ref_%d.txt", tmpdir, c);
-        if (c < N_EDGE) { write_file(cases[c].path, edge_cases[c], strlen(edge_cases[c])); cases[c].label = edge_cases[c]; }
+        if (c < N_EDGE) { test_write_file(cases[c].path, edge_cases[c], strlen(edge_cases[c])); cases[c].label = edge_cases[c]; }
         else if (c < N_EDGE + N_REAL) {
             snprintf(cases[c].path, sizeof(cases[c].path), "%s", real_texts[c - N_EDGE]);
             cases[c].label = real_texts[c - N_EDGE];
         } else {
             char s[512];
             random_unicode(&rng, s, sizeof(s));
-            write_file(cases[c].path, s, strlen(s));
+            test_write_file(cases[c].path, s, strlen(s));
             cases[c].label = "a random string";
         }
         snprintf(cmd + strlen(cmd), cmdcap - strlen(cmd), " %s", cases[c].path);

@@ -19,24 +19,14 @@ prepare_data). Standalone: includes data/hf_gpt2.h only; the trainers are run as
                 the export. Without python3 or the BPE files those parts are SKIPPED, visibly.
 */
 #include <check.h>
+#include "tests/test_util.h"
 #include <stdarg.h>
 #include "data/hf_gpt2.h"
 
 static char errbuf[8192];
 static char tmpdir[256];
 
-static void make_tmpdir(void) {
-    if (tmpdir[0]) return;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_hf_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); exit(1); }
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot write %s", path);
-    if (n) ck_assert(fwrite(data, 1, n, f) == n);
-    fclose(f);
-}
+static void make_tmpdir(void) { test_make_tmpdir(tmpdir, sizeof(tmpdir), "test_hf"); }
 
 // ----------------------------------------------------------------------------
 // a folder built tensor by tensor, any dtype
@@ -94,7 +84,7 @@ static void write_folder(const Folder *f, const char *dir, char *st, size_t cap)
     mkdir(dir, 0755);
     char path[600];
     snprintf(path, sizeof(path), "%s/config.json", dir);
-    write_file(path, f->config, strlen(f->config));
+    test_write_file(path, f->config, strlen(f->config));
     char *hdr = NULL; size_t hl = 0;
     FILE *h = open_memstream(&hdr, &hl);
     fprintf(h, "{\"__metadata__\":{\"format\":\"pt\"}");
