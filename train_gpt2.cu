@@ -13,7 +13,7 @@ The parts, one concern each, in cuda/:
   kernels.cuh         layernorm, GELU, cross-entropy, AdamW, embedding, casts, dropout
   attention.cuh       causal flash attention: a reference kernel and a tensor-core one
   cudnn_att.h         (USE_CUDNN=1 builds) cuDNN's fused flash attention instead, for bf16
-  gemm.cuh            every matrix product, through cuBLASLt (autotuned per shape)
+  gemm.cuh            every matrix product, through cuBLASLt (heuristic choice; GPU_GEMM_AUTOTUNE=1 times candidates)
   profile.cuh         GPU_PROFILE=1: time per step by category
   gpt2_gpu.h          the C interface the host side calls; host.c the host side
 

@@ -16,11 +16,18 @@ gradients accumulate in fp32 (beta = 1). A row-major matrix is a column-major on
 C^T = op(B)^T op(A)^T is handed to cuBLASLt with the operands swapped. The algorithm chosen for a
 shape (descriptors and algorithm) is made once and cached: a small product costs the GPU less
 than the CPU time of setting one up.
+
+The algorithm is cuBLASLt's first heuristic choice for the shape, as in llm.c: the same on every run
+on the same GPU and library, so two runs (or a run with and without NCCL at world size 1) agree bit
+for bit. GPU_GEMM_AUTOTUNE=1 instead times the first GEMM_TUNE_CANDIDATES algorithms of each new
+shape and keeps the fastest (worth ~0.7% at GPT-2 124M, cuda/NOTES.md version 6); timing is noisy,
+so two autotuned runs can pick different algorithms and differ in the last bits.
 */
 #pragma once
 #include <cublasLt.h>
 #include <map>
 #include <tuple>
+#include <string.h>
 #include "common.cuh"
 
 #define CUBLAS_CHECK(call)                                                                             \
@@ -46,10 +53,12 @@ struct GemmContext {
     cudaStream_t stream;
     void *workspace;
     size_t workspace_size;
-    // autotune: cuBLASLt's first GEMM_TUNE_CANDIDATES algorithms for each new shape are timed (on the
-    // real operands; into a scratch output where the product accumulates) and the fastest is kept,
-    // instead of its first guess. So two runs can pick different algorithms and differ in the last bits.
+    // autotune (GPU_GEMM_AUTOTUNE=1): cuBLASLt's first GEMM_TUNE_CANDIDATES algorithms for each new
+    // shape are timed (on the real operands; into a scratch output where the product accumulates) and
+    // the fastest is kept, instead of its first guess. So two runs can pick different algorithms and
+    // differ in the last bits. Off: the first guess, reproducible.
     // A new shape must first be seen outside a CUDA graph capture (the trainer runs one warm-up step).
+    int autotune;
     DeviceMemory *mem; // the owner's device-memory count, for the workspace and the scratch outputs
     // (transA, transB, M, N, K, lda, ldb, ldc, types, bias, alignments, GELU aux ld) -> plan
     std::map<std::tuple<int, int, int, int, int, long, long, long, int, int, int, long>, GemmPlan> plans;
@@ -61,6 +70,8 @@ inline void gemm_context_init(GemmContext *g, cudaStream_t stream, size_t worksp
     g->stream = stream;
     g->workspace_size = workspace_size;
     g->mem = mem;
+    const char *at = getenv("GPU_GEMM_AUTOTUNE");
+    g->autotune = at && strcmp(at, "0") != 0 && at[0] != '\0';
     CUDA_CHECK(cudaMalloc(&g->workspace, workspace_size));
     mem->count((long)workspace_size);
 }
@@ -135,7 +146,7 @@ void gemm(GemmContext *g, char transA, char transB, int M, int N, int K, float a
         cublasLtMatmulHeuristicResult_t res[GEMM_TUNE_CANDIDATES];
         int nres = 0;
         cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->lt, pl.desc, pl.la, pl.lb, pl.lc, pl.lc, pref,
-                                                          GEMM_TUNE_CANDIDATES, res, &nres);
+                                                          g->autotune ? GEMM_TUNE_CANDIDATES : 1, res, &nres);
         cublasLtMatmulPreferenceDestroy(pref);
         if (s != CUBLAS_STATUS_SUCCESS || nres == 0) {
             fprintf(stderr, "error: cuBLASLt has no algorithm for the product M=%d N=%d K=%d trans=%c%c lda=%ld ldb=%ld ldc=%ld (status %d)\n",

@@ -8,7 +8,7 @@ llmc/utils.h — the small things every part of the project uses, in one place.
                was being allocated and exit 1 (llm.c's mallocCheck; the one exit outside main).
   randomness   splitmix64, the project's seeded generator: rng_uniform in [0,1), rng_normal (Box-Muller).
                Everything that must be reproducible (init, data order, dropout, masks) draws from it.
-  files        read_whole_file (regular files only) and write_chunks_atomic (path.tmp, fsync, rename:
+  files        read_whole_file (regular files only; a NUL after the bytes) and write_chunks_atomic (path.tmp, fsync, rename:
                a failure leaves any previous file intact).
   numbers      bf16 <-> float (round to nearest even, NaN kept), a monotonic clock.
 */
@@ -90,12 +90,13 @@ static void *read_whole_file(const char *path, size_t *size, char *err, size_t e
     long n = ftell(f);
     if (n < 0) { fclose(f); snprintf(err, errlen, "%s: cannot tell size", path); return NULL; }
     rewind(f);
-    void *buf = malloc(n > 0 ? (size_t)n : 1);
+    char *buf = malloc((size_t)n + 1); // one byte more, a NUL: text files can be parsed in place
     if (!buf) { fclose(f); snprintf(err, errlen, "%s: out of memory (%ld bytes)", path, n); return NULL; }
     if (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
         free(buf); fclose(f); snprintf(err, errlen, "%s: short read", path); return NULL;
     }
     fclose(f);
+    buf[n] = 0;
     *size = (size_t)n;
     return buf;
 }

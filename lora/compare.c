@@ -113,6 +113,7 @@ typedef struct {
     EMResult val, test;
     double wall;          // seconds of the training call
     long file_bytes;      // what the run ships: adapter.bin; model.bin for full FT and PLoRA
+    uint64_t key_sum;     // checksum of its resume key: its test score's key holds it
     char dir[1100];
 } CmpRun;
 
@@ -133,8 +134,10 @@ typedef struct {
     char continual_from[64], plora_task[64];
     int nranks, ranks[CMP_MAX_RANKS], nstages, stages[CMP_MAX_STAGES];
     int bf16;
+    int resume;           // --resume: units finished by an earlier invocation into -o DIR are read back
     // the base
     char base[1200];
+    uint64_t base_sum;    // checksum of base.bin's bytes (part of every resumed unit's key)
     GPT2Config cfg;
     size_t base_params;
     // results
@@ -155,6 +158,8 @@ typedef struct {
     // bookkeeping
     double t_start, t_pretrain;
     int nruns_done, nruns_total;
+    int nresumed;         // units read back (--resume), and the seconds they took when they ran
+    double t_resumed;
     char cmdline[2048];
     FILE *con;            // the terminal (stdout is the log while a run prints)
     int logfd, confd;
@@ -238,6 +243,100 @@ static void mkdir_p(const char *dir) {
     if (mkdir(buf, 0755) != 0 && errno != EEXIST) die("cannot create %s: %s", buf, strerror(errno));
 }
 
+// ----------------------------------------------------------------------------
+// resuming: every finished unit (a training run with its scores, the scores of a merge, a continual
+// or PLoRA run) leaves a small file: its key on the first line (the backend, the base's checksum,
+// what was run: the trainer's command line or what was scored) and its numbers on the second, the
+// last of them the seconds the unit took. With --resume a unit whose file holds the same key is read
+// back instead of run again; a unit interrupted half-way left no file and runs again.
+
+#define MEMO_MAX 32
+static uint64_t fnv1a(const void *p, size_t n, uint64_t h) {
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ull;
+    return h;
+}
+#define FNV_START 1469598103934665603ull
+// a file's checksum (0: unreadable): what a unit read (an adapter it merges or continues from) is in its key
+static uint64_t file_sum(const char *path) {
+    char err[256];
+    size_t n = 0;
+    void *data = read_whole_file(path, &n, err, sizeof(err));
+    if (!data) return 0;
+    uint64_t h = fnv1a(data, n, FNV_START);
+    free(data);
+    return h;
+}
+// the key: -o DIR's own paths are written DIR/..., so `-o out` and `-o ./out` read each other back
+static void memo_key(const Compare *cm, char *buf, size_t n, const char *what) {
+    size_t l = (size_t)snprintf(buf, n, "compare-unit v1 | %s%s | base %016llx | ", cm->bf16 ? "" : "fp32 ",
+#ifdef COMPARE_GPU
+                                "gpu",
+#else
+                                "cpu",
+#endif
+                                (unsigned long long)cm->base_sum);
+    size_t ol = strlen(cm->out);
+    for (const char *w = what; *w && l + 8 < n;) {
+        if (strncmp(w, cm->out, ol) == 0 && w[ol] == '/') { l += (size_t)snprintf(buf + l, n - l, "DIR"); w += ol; }
+        else { buf[l++] = *w == '\n' ? ' ' : *w; w++; }
+    }
+    buf[l < n ? l : n - 1] = 0;
+}
+
+// 1 and vals[0..n) filled when path holds this unit's result (with --resume only); 0 otherwise
+static int memo_load(Compare *cm, const char *path, const char *what, double *vals, int n) {
+    if (!cm->resume) return 0;
+    char err[256], key[9000];
+    size_t len = 0;
+    char *text = read_whole_file(path, &len, err, sizeof(err));
+    if (!text) return 0;
+    memo_key(cm, key, sizeof(key), what);
+    size_t kl = strlen(key);
+    int ok = len > kl && memcmp(text, key, kl) == 0 && text[kl] == '\n';
+    char *p = text + kl + 1;
+    for (int i = 0; ok && i < n; i++) {
+        char *e;
+        vals[i] = strtod(p, &e);
+        ok = e != p;
+        p = e;
+    }
+    while (ok && (*p == ' ' || *p == '\n')) p++;
+    ok = ok && (size_t)(p - text) == len; // exactly n numbers: a file of another layout is not this unit's
+    free(text);
+    if (ok) cm->t_resumed += vals[n - 1];
+    return ok;
+}
+
+static void memo_save(const Compare *cm, const char *path, const char *what, const double *vals, int n) {
+    char key[9000], line[MEMO_MAX * 26 + 2], err[512];
+    memo_key(cm, key, sizeof(key), what);
+    size_t l = 0;
+    for (int i = 0; i < n && i < MEMO_MAX; i++) l += (size_t)snprintf(line + l, sizeof(line) - l, "%s%.17g", i ? " " : "", vals[i]);
+    snprintf(line + l, sizeof(line) - l, "\n");
+    char head[9002];
+    snprintf(head, sizeof(head), "%s\n", key);
+    const void *bufs[2] = {head, line};
+    size_t sizes[2] = {strlen(head), strlen(line)};
+    if (write_chunks_atomic(path, bufs, sizes, 2, err, sizeof(err)) != 0) die("compare: %s", err);
+}
+
+// a run's TrainResult as numbers and back (the error text is not kept: a failed run reads back as failed)
+#define TR_VALS 13
+static void tr_pack(const TrainResult *r, double *v) {
+    double x[TR_VALS] = {r->first_loss, r->final_train_loss, r->final_val_loss, r->seconds, r->tok_per_s, (double)r->total_params,
+                         (double)r->trainable, (double)r->lora_equiv, (double)r->adapter_bytes, (double)r->lora_file_bytes,
+                         r->steps, r->em_n, r->em_correct};
+    memcpy(v, x, sizeof(x));
+}
+static void tr_unpack(TrainResult *r, const double *v) {
+    memset(r, 0, sizeof(*r));
+    r->first_loss = (float)v[0]; r->final_train_loss = (float)v[1]; r->final_val_loss = (float)v[2];
+    r->seconds = v[3]; r->tok_per_s = v[4]; r->total_params = (size_t)v[5]; r->trainable = (size_t)v[6];
+    r->lora_equiv = (size_t)v[7]; r->adapter_bytes = (long)v[8]; r->lora_file_bytes = (long)v[9];
+    r->steps = (int)v[10]; r->em_n = (int)v[11]; r->em_correct = (int)v[12];
+    if (r->steps < 0) snprintf(r->error, sizeof(r->error), "failed (read back by --resume)");
+}
+
 static void task_path(const Compare *cm, char *buf, size_t n, int t, const char *split) {
     snprintf(buf, n, "%s/%s_%s.bin", cm->tasks_dir, cm->task_names[t], split);
 }
@@ -266,7 +365,10 @@ static void cmp_train(Compare *cm, TrainConfig *c, const char *title, TrainResul
     log_end(cm);
     if (rc != 0) cmp_say(cm, "   FAILED: %s: %s (this run scores 0)\n", title, res->error);
     res->steps = rc == 0 ? res->steps : -1; // -1: failed (a diverged rate in a sweep, say)
-    if (g_stop_requested) { cmp_say(cm, "interrupted: stopping the comparison (partial outputs in %s)\n", cm->out); exit(130); }
+    if (g_stop_requested) {
+        cmp_say(cm, "interrupted during %s: every finished unit is kept in %s/; go on with the same command and --resume\n", title, cm->out);
+        exit(130);
+    }
 }
 
 // Exact match (greedy, on the host) of a model file with an optional adapter on one shard.
@@ -303,13 +405,24 @@ static EMResult score_run(Compare *cm, const CmpRun *r, int v, const char *shard
     return cmp_score(cm, cm->base, adapter, shard, max_examples);
 }
 
-static void progress(Compare *cm, const char *what, const char *detail) {
+// A unit is done: its line, with the ETA from the units run by this invocation (not those read back).
+// A stop (Ctrl-C, SIGTERM) ends the study here, between units: -o DIR keeps every finished unit
+// for --resume.
+static void progress(Compare *cm, const char *what, const char *detail, int resumed) {
     cm->nruns_done++;
+    cm->nresumed += resumed;
     double el = now_s() - cm->t_start;
+    int ran = cm->nruns_done - cm->nresumed;
     char eta[32], done[32];
     format_eta(el, done, sizeof(done));
-    format_eta(cm->nruns_done ? el / cm->nruns_done * (cm->nruns_total - cm->nruns_done) : -1, eta, sizeof(eta));
-    cmp_say(cm, "[%3d/%d] %-40s %s  (elapsed %s, ETA %s)\n", cm->nruns_done, cm->nruns_total, what, detail, done, eta);
+    format_eta(ran > 0 ? el / ran * (cm->nruns_total - cm->nruns_done) : -1, eta, sizeof(eta));
+    cmp_say(cm, "[%3d/%d] %-40s %s%s  (elapsed %s, ETA %s)\n", cm->nruns_done, cm->nruns_total, what, detail,
+            resumed ? "  (resumed)" : "", done, eta);
+    if (g_stop_requested) {
+        cmp_say(cm, "interrupted after %d of %d units: every finished one is kept in %s/; go on with the same command and --resume\n",
+                cm->nruns_done, cm->nruns_total, cm->out);
+        exit(130);
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -415,6 +528,7 @@ static void snapshot_base(Compare *cm) {
     const void *bufs[1] = {data};
     size_t sizes[1] = {n};
     if (write_chunks_atomic(dst, bufs, sizes, 1, err, sizeof(err)) != 0) die("compare: %s", err);
+    cm->base_sum = fnv1a(data, n, FNV_START);
     free(data);
     snprintf(cm->base, sizeof(cm->base), "%s", dst);
     GPT2 m;
@@ -485,27 +599,55 @@ static void train_run(Compare *cm, int t, int v, int li, int s) {
     snprintf(run->dir, sizeof(run->dir), "%s/runs/%s/%s/lr%g_s%d", cm->out, cm->task_names[t], variants[v].name, (double)run->lr, s);
     TrainConfig c;
     ft_config(cm, &c, v, t, run->lr, s, cm->rank, run->dir);
-    char title[256], detail[256], shard[1200];
+    char title[256], detail[256], shard[1200], memo[1300], what[9000];
     snprintf(title, sizeof(title), "%s: %s lr %g seed %d", cm->task_names[t], variants[v].label, (double)run->lr, s);
-    double t0 = now_s();
-    cmp_train(cm, &c, title, &run->r);
-    run->wall = now_s() - t0;
-    char path[1300];
-    snprintf(path, sizeof(path), "%s/%s", run->dir, v == V_FULL || v == V_PLORA ? "model.bin" : "adapter.bin");
-    run->file_bytes = file_size(path);
     task_path(cm, shard, sizeof(shard), t, "val");
-    run->val = score_run(cm, run, v, shard, cm->val_examples);
+    config_cmdline(&c, what, sizeof(what));
+    size_t wl = strlen(what);
+    snprintf(what + wl, sizeof(what) - wl, " | val exact match %s first %d", shard, cm->val_examples);
+    snprintf(memo, sizeof(memo), "%s/result.txt", run->dir);
+    run->key_sum = fnv1a(what, strlen(what), FNV_START);
+    double m[TR_VALS + 5];
+    int resumed = memo_load(cm, memo, what, m, TR_VALS + 5);
+    if (resumed) {
+        tr_unpack(&run->r, m);
+        run->val = (EMResult){(int)m[TR_VALS], (int)m[TR_VALS + 1]};
+        run->wall = m[TR_VALS + 2];
+        run->file_bytes = (long)m[TR_VALS + 3];
+    } else {
+        double t0 = now_s();
+        cmp_train(cm, &c, title, &run->r);
+        run->wall = now_s() - t0;
+        char path[1300];
+        snprintf(path, sizeof(path), "%s/%s", run->dir, v == V_FULL || v == V_PLORA ? "model.bin" : "adapter.bin");
+        run->file_bytes = file_size(path);
+        run->val = score_run(cm, run, v, shard, cm->val_examples);
+        tr_pack(&run->r, m);
+        m[TR_VALS] = run->val.n; m[TR_VALS + 1] = run->val.correct; m[TR_VALS + 2] = run->wall; m[TR_VALS + 3] = run->file_bytes;
+        m[TR_VALS + 4] = now_s() - t0;
+        memo_save(cm, memo, what, m, TR_VALS + 5);
+    }
     run->done = 1;
     snprintf(detail, sizeof(detail), "val loss %.4f  val exact match %5.1f%%  %5.1f s", run->r.final_val_loss, pct(run->val), run->wall);
-    progress(cm, title, detail);
+    progress(cm, title, detail, resumed);
 }
 
 static void test_run(Compare *cm, int t, int v, int li, int s) {
     CmpRun *run = &cm->runs[t][v][li][s];
     if (run->tested) return;
-    char shard[1200];
+    char shard[1200], memo[1300], what[2600];
     task_path(cm, shard, sizeof(shard), t, "test");
-    run->test = score_run(cm, run, v, shard, cm->eval_examples);
+    snprintf(memo, sizeof(memo), "%s/test.txt", run->dir);
+    snprintf(what, sizeof(what), "test exact match of %s (run %016llx) on %s first %d", run->dir, (unsigned long long)run->key_sum, shard,
+             cm->eval_examples);
+    double m[3];
+    if (memo_load(cm, memo, what, m, 3)) run->test = (EMResult){(int)m[0], (int)m[1]};
+    else {
+        double t0 = now_s();
+        run->test = score_run(cm, run, v, shard, cm->eval_examples);
+        m[0] = run->test.n; m[1] = run->test.correct; m[2] = now_s() - t0;
+        memo_save(cm, memo, what, m, 3);
+    }
     run->tested = 1;
 }
 
@@ -534,17 +676,34 @@ static void part_finetune(Compare *cm) {
         task_path(cm, ec.val_pattern, sizeof(ec.val_pattern), t, "val");
         strcpy(ec.adapter, "none");
         ec.B = cm->B; ec.T = cm->T; ec.max_steps = 0; ec.sample_every = 0; ec.val_batches = cm->val_batches;
-        char title[256], detail[256], shard[1200];
+        char title[256], detail[256], vshard[1200], tshard[1200], dir[1200], memo[1300], what[9000];
         snprintf(title, sizeof(title), "%s: the base model", cm->task_names[t]);
-        TrainResult r;
-        cmp_train(cm, &ec, title, &r);
-        cm->base_val_loss[t] = r.final_val_loss;
-        task_path(cm, shard, sizeof(shard), t, "val");
-        cm->base_val[t] = cmp_score(cm, cm->base, NULL, shard, cm->val_examples);
-        task_path(cm, shard, sizeof(shard), t, "test");
-        cm->base_test[t] = cmp_score(cm, cm->base, NULL, shard, cm->eval_examples);
-        snprintf(detail, sizeof(detail), "val loss %.4f  test exact match %5.1f%%", r.final_val_loss, pct(cm->base_test[t]));
-        progress(cm, title, detail);
+        task_path(cm, vshard, sizeof(vshard), t, "val");
+        task_path(cm, tshard, sizeof(tshard), t, "test");
+        snprintf(dir, sizeof(dir), "%s/runs/%s", cm->out, cm->task_names[t]);
+        mkdir_p(dir);
+        snprintf(memo, sizeof(memo), "%s/base.txt", dir);
+        config_cmdline(&ec, what, sizeof(what));
+        size_t wl = strlen(what);
+        snprintf(what + wl, sizeof(what) - wl, " | exact match %s first %d, %s first %d", vshard, cm->val_examples, tshard, cm->eval_examples);
+        double m[6];
+        int resumed = memo_load(cm, memo, what, m, 6);
+        if (resumed) {
+            cm->base_val_loss[t] = m[0];
+            cm->base_val[t] = (EMResult){(int)m[1], (int)m[2]};
+            cm->base_test[t] = (EMResult){(int)m[3], (int)m[4]};
+        } else {
+            double t0 = now_s();
+            TrainResult r;
+            cmp_train(cm, &ec, title, &r);
+            cm->base_val_loss[t] = r.final_val_loss;
+            cm->base_val[t] = cmp_score(cm, cm->base, NULL, vshard, cm->val_examples);
+            cm->base_test[t] = cmp_score(cm, cm->base, NULL, tshard, cm->eval_examples);
+            double x[6] = {cm->base_val_loss[t], cm->base_val[t].n, cm->base_val[t].correct, cm->base_test[t].n, cm->base_test[t].correct, now_s() - t0};
+            memo_save(cm, memo, what, x, 6);
+        }
+        snprintf(detail, sizeof(detail), "val loss %.4f  test exact match %5.1f%%", cm->base_val_loss[t], pct(cm->base_test[t]));
+        progress(cm, title, detail, resumed);
         for (int k = 0; k < NUM_VARIANTS; k++) {
             int v = variant_order[k];
             if (!cm->use_variant[v]) continue;
@@ -611,17 +770,32 @@ static void part_merge(Compare *cm) {
                 if (adapter_save(&out, path, desc, err, sizeof(err)) != 0) die("compare: %s", err);
                 cm->merged_rank[k][mi] = out.cfg.rank;
                 adapter_free(&out);
+                // resumable: the scores of this merge, keyed by what was merged and how it is scored
+                char memo[1400], key[4096];
+                snprintf(memo, sizeof(memo), "%s/%s_%s_s%d.txt", dir, variants[v].name, merge_file[mi], s);
+                size_t kl = (size_t)snprintf(key, sizeof(key), "%s; first %d test examples of", desc, cm->eval_examples);
+                for (int t = 0; t < cm->ntasks; t++) {
+                    char ap[1300];
+                    snprintf(ap, sizeof(ap), "%s/adapter.bin", best_run(cm, t, v, s)->dir);
+                    kl += (size_t)snprintf(key + kl, sizeof(key) - kl, " %s (%s %016llx)", cm->task_names[t], ap, (unsigned long long)file_sum(ap));
+                }
+                double m[2 * CMP_MAX_TASKS + 1];
+                int resumed = memo_load(cm, memo, key, m, 2 * cm->ntasks + 1);
+                double t0 = now_s();
                 char detail[512] = "", what[160];
                 for (int t = 0; t < cm->ntasks; t++) {
                     char shard[1200];
                     task_path(cm, shard, sizeof(shard), t, "test");
-                    cm->merged[k][mi][s][t] = cmp_score(cm, cm->base, path, shard, cm->eval_examples);
+                    cm->merged[k][mi][s][t] = resumed ? (EMResult){(int)m[2 * t], (int)m[2 * t + 1]}
+                                                      : cmp_score(cm, cm->base, path, shard, cm->eval_examples);
+                    m[2 * t] = cm->merged[k][mi][s][t].n; m[2 * t + 1] = cm->merged[k][mi][s][t].correct;
                     size_t l = strlen(detail);
                     snprintf(detail + l, sizeof(detail) - l, "%s%s %.0f%%", t ? ", " : "", cm->task_names[t], pct(cm->merged[k][mi][s][t]));
                 }
+                if (!resumed) { m[2 * cm->ntasks] = now_s() - t0; memo_save(cm, memo, key, m, 2 * cm->ntasks + 1); }
                 cm->merged_ok[k][mi] = 1;
                 snprintf(what, sizeof(what), "merge %s %s seed %d", variants[v].label, merges[mi].label, s);
-                progress(cm, what, detail);
+                progress(cm, what, detail, resumed);
             }
             for (int t = 0; t < cm->ntasks; t++) adapter_free(&in[t]);
         }
@@ -665,16 +839,32 @@ static void part_continual(Compare *cm) {
                 ft_config(cm, &c, v, t, cm->lrs[v][cm->best[t][v]], s, cm->rank, outdir);
                 snprintf(c.adapter_in, sizeof(c.adapter_in), "%s/adapter.bin", best_run(cm, cm->src, v, s)->dir);
                 snprintf(title, sizeof(title), "continual %s: %s -> %s seed %d", variants[v].label, src, cm->task_names[t], s);
-                TrainResult r;
-                cmp_train(cm, &c, title, &r);
-                snprintf(adapter, sizeof(adapter), "%s/adapter.bin", outdir);
-                task_path(cm, shard, sizeof(shard), cm->src, "test");
-                cm->cont_src[k][t][s] = r.steps < 0 ? (EMResult){1, 0} : cmp_score(cm, cm->base, adapter, shard, cm->eval_examples);
-                task_path(cm, shard, sizeof(shard), t, "test");
-                cm->cont_new[k][t][s] = r.steps < 0 ? (EMResult){1, 0} : cmp_score(cm, cm->base, adapter, shard, cm->eval_examples);
+                char memo[1300], what[9000];
+                snprintf(memo, sizeof(memo), "%s/result.txt", outdir);
+                config_cmdline(&c, what, sizeof(what));
+                size_t wl = strlen(what);
+                snprintf(what + wl, sizeof(what) - wl, " | from %016llx | test exact match of %s and %s, first %d",
+                         (unsigned long long)file_sum(c.adapter_in), src, cm->task_names[t], cm->eval_examples);
+                double m[5];
+                int resumed = memo_load(cm, memo, what, m, 5);
+                if (resumed) {
+                    cm->cont_src[k][t][s] = (EMResult){(int)m[0], (int)m[1]};
+                    cm->cont_new[k][t][s] = (EMResult){(int)m[2], (int)m[3]};
+                } else {
+                    double t0 = now_s();
+                    TrainResult r;
+                    cmp_train(cm, &c, title, &r);
+                    snprintf(adapter, sizeof(adapter), "%s/adapter.bin", outdir);
+                    task_path(cm, shard, sizeof(shard), cm->src, "test");
+                    cm->cont_src[k][t][s] = r.steps < 0 ? (EMResult){1, 0} : cmp_score(cm, cm->base, adapter, shard, cm->eval_examples);
+                    task_path(cm, shard, sizeof(shard), t, "test");
+                    cm->cont_new[k][t][s] = r.steps < 0 ? (EMResult){1, 0} : cmp_score(cm, cm->base, adapter, shard, cm->eval_examples);
+                    double x[5] = {cm->cont_src[k][t][s].n, cm->cont_src[k][t][s].correct, cm->cont_new[k][t][s].n, cm->cont_new[k][t][s].correct, now_s() - t0};
+                    memo_save(cm, memo, what, x, 5);
+                }
                 snprintf(detail, sizeof(detail), "%s %5.1f%% -> %5.1f%%, %s %5.1f%%", src, pct(best_run(cm, cm->src, v, s)->test),
                          pct(cm->cont_src[k][t][s]), cm->task_names[t], pct(cm->cont_new[k][t][s]));
-                progress(cm, title, detail);
+                progress(cm, title, detail, resumed);
             }
             cm->cont_ok[k][t] = 1;
         }
@@ -737,11 +927,22 @@ static void part_plora(Compare *cm) {
                 c.val_batches = 0;
                 snprintf(title, sizeof(title), "plora claim: %s rank %d%s%.0d seed %d", j == 0 ? "LoRA" : "PLoRA", cm->ranks[i],
                          j ? " stages " : "", j ? cm->stages[j - 1] : 0, s);
-                TrainResult r;
-                cmp_train(cm, &c, title, &r);
-                if (loss_fall(outdir, &cm->pl_first[i][j][s], &cm->pl_final[i][j][s]) != 0) die("compare: no train.csv in %s", outdir);
+                char memo[1300], what[9000];
+                snprintf(memo, sizeof(memo), "%s/result.txt", outdir);
+                config_cmdline(&c, what, sizeof(what));
+                double m[3];
+                int resumed = memo_load(cm, memo, what, m, 3);
+                if (resumed) { cm->pl_first[i][j][s] = m[0]; cm->pl_final[i][j][s] = m[1]; }
+                else {
+                    double t0 = now_s();
+                    TrainResult r;
+                    cmp_train(cm, &c, title, &r);
+                    if (loss_fall(outdir, &cm->pl_first[i][j][s], &cm->pl_final[i][j][s]) != 0) die("compare: no train.csv in %s", outdir);
+                    double x[3] = {cm->pl_first[i][j][s], cm->pl_final[i][j][s], now_s() - t0};
+                    memo_save(cm, memo, what, x, 3);
+                }
                 snprintf(detail, sizeof(detail), "loss %.4f -> %.4f", cm->pl_first[i][j][s], cm->pl_final[i][j][s]);
-                progress(cm, title, detail);
+                progress(cm, title, detail, resumed);
             }
         }
     }
@@ -1268,6 +1469,13 @@ static void write_report(Compare *cm, const char *load_start) {
     for (int t = 0; t < cm->ntasks; t++) fprintf(f, " %s", cm->task_names[t]);
     fprintf(f, ".  \nMachine: %s; load average %s at the start, %s at the end. **Total wall time %s**", machine, load_start, load_end, total);
     if (cm->t_pretrain > 0) fprintf(f, " (of which %.0f s pretraining the base)", cm->t_pretrain);
+    if (cm->nresumed) {
+        char prev[32], sum[32];
+        format_eta(cm->t_resumed, prev, sizeof(prev));
+        format_eta(now_s() - cm->t_start + cm->t_resumed, sum, sizeof(sum));
+        fprintf(f, " in this invocation, which read back %d of the %d units (--resume) from an earlier one; those units took %s "
+                   "when they ran, so the study's units took **%s** in all", cm->nresumed, cm->nruns_total, prev, sum);
+    }
     fprintf(f, ".\n\n");
 
     // 0. the budget
@@ -1399,6 +1607,8 @@ static void usage(const char *prog) {
     printf("  --plora-task T     PLoRA's rank experiment on this task [default: code if present, else the last task]\n");
     printf("  --plora-ranks LIST, --plora-stages LIST   [profile]\n");
     printf("  --threads N        OpenMP threads for every run (0: all cores) [default: 0]\n");
+    printf("  --resume           go on with a study that -o DIR holds from an interrupted invocation (Ctrl-C, a time limit):\n"
+           "                     every unit it finished with the same settings and base is read back, the rest runs\n");
 #ifdef COMPARE_GPU
     printf("  --precision P      bf16 | fp32 [default: bf16]\n");
 #endif
@@ -1483,6 +1693,7 @@ static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_o
         else if (strcmp(a, "--eval-examples") == 0) INTARG(eval_ex, 0);
         else if (strcmp(a, "--val-examples") == 0) INTARG(val_ex, 0);
         else if (strcmp(a, "--threads") == 0) INTARG(threads, 0);
+        else if (strcmp(a, "--resume") == 0) cm->resume = 1;
         else if (strncmp(a, "--lrs-", 6) == 0) {
             const char *nm = a + 6;
             int found = -1;
@@ -1584,7 +1795,7 @@ static int compare_main(int argc, char **argv) {
     char logpath[1200];
     snprintf(logpath, sizeof(logpath), "%s/log.txt", cm.out);
     fflush(stdout);
-    cm.logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cm.logfd = open(logpath, O_WRONLY | O_CREAT | (cm.resume ? O_APPEND : O_TRUNC), 0644);
     if (cm.logfd < 0) { fprintf(stderr, "error: cannot write %s: %s\n", logpath, strerror(errno)); return 1; }
     cm.confd = dup(1);
     cm.con = fdopen(dup(1), "w");
@@ -1594,6 +1805,8 @@ static int compare_main(int argc, char **argv) {
         omp_set_num_threads(threads);
 #endif
     }
+    signal(SIGINT, on_signal); // a stop ends the study between units (progress) or after a run's step (cmp_train)
+    signal(SIGTERM, on_signal);
     cm.t_start = now_s();
     char load_start[32], machine[512];
     load_average(load_start, sizeof(load_start));
@@ -1642,6 +1855,7 @@ static int compare_main(int argc, char **argv) {
     write_report(&cm, load_start);
     char total[32];
     format_eta(now_s() - cm.t_start, total, sizeof(total));
+    if (cm.nresumed) cmp_say(&cm, "   (%d units read back by --resume; they took %.0f s when they ran)\n", cm.nresumed, cm.t_resumed);
     cmp_say(&cm, "== done in %s: %s/report.md (+ sweep.csv, results.csv, merge.csv, continual.csv, plora.csv, *.svg)\n", total, cm.out);
     fclose(cm.con);
     close(cm.confd);

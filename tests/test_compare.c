@@ -235,6 +235,88 @@ START_TEST(test_compare_quick_tasks_folder) {
 }
 END_TEST
 
+// lines of path holding needle (and not `without`, when given)
+static int count_lines_with(const char *path, const char *needle, const char *without) {
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot read %s", path);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) n += strstr(line, needle) != NULL && !(without && strstr(line, without));
+    fclose(f);
+    return n;
+}
+static int count_matches(const char *path, const char *needle) { return count_lines_with(path, needle, NULL); }
+
+// the numbers of two studies' CSVs equal (the timing columns aside)
+static void same_numbers(const char *a, const char *b) {
+    static const char *const csv[] = {"sweep", "merge", "continual", "plora", "results"};
+    for (int i = 0; i < 5; i++) {
+        char cmd[8192];
+        // results: up to exact_match, without file_bytes (an adapter file holds its path); sweep: up to val_exact_match
+        const char *cols = i == 4 ? "1-10,12-16" : "1-9";
+        snprintf(cmd, sizeof(cmd), "cut -d, -f%s '%s/%s.csv' > '%s/a.cut' && cut -d, -f%s '%s/%s.csv' > '%s/b.cut' && cmp -s '%s/a.cut' '%s/b.cut'",
+                 cols, a, csv[i], b, cols, b, csv[i], b, b, b);
+        ck_assert_msg(system(cmd) == 0, "%s.csv differs between %s and %s", csv[i], a, b);
+    }
+}
+
+// --resume: a study stopped by a signal goes on where it stopped and gives the numbers of an
+// uninterrupted one; a finished study reads every unit back; a changed setting is not read back.
+START_TEST(test_compare_resume) {
+    if (!have_python()) { printf("skipped: no python3\n"); return; }
+    char dir[] = "/tmp/test_compare_resume_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    write_jsonl_tasks(dir);
+    char base[2048], args[4096], cmd[8192], a[2200], b[2200], log[2300];
+    snprintf(base, sizeof(base), "%s/base.bin", dir);
+    write_tiny_base(base, TASKS_VOCAB);
+    snprintf(args, sizeof(args), "--quick --steps 60 --tasks %s/tasks -e %s --continual-from swap --plora-task echo", dir, base);
+    snprintf(a, sizeof(a), "%s/whole", dir);
+    snprintf(b, sizeof(b), "%s/stopped", dir);
+    snprintf(cmd, sizeof(cmd), "./compare %s -o %s > %s.log 2>&1", args, a, a);
+    ck_assert_int_eq(system(cmd), 0);
+    const int units = 82; // 2 tasks x (base + 5 variants x 2 rates + 5 x 1 more seed) + 3 x 2 x 6 merges + 3 x 2 continual + 2 x 2 x 2 PLoRA
+    snprintf(log, sizeof(log), "%s.log", a);
+    ck_assert_int_eq(count_matches(log, "] "), units);
+    // stopped by SIGINT after 2 s (wherever that falls; on a fast machine it may have finished: status 0)
+    snprintf(cmd, sizeof(cmd), "timeout --preserve-status -s INT 2 ./compare %s -o %s > %s.log1 2>&1", args, b, b);
+    int rc = system(cmd);
+    ck_assert(WIFEXITED(rc));
+    rc = WEXITSTATUS(rc);
+    snprintf(log, sizeof(log), "%s.log1", b);
+    ck_assert_msg(rc == 0 || (rc == 130 && count_matches(log, "--resume") == 1), "interrupted study: status %d", rc);
+    int before = count_matches(log, "] ");
+    printf("resume: stopped after %d of %d units (status %d)\n", before, units, rc);
+    snprintf(cmd, sizeof(cmd), "./compare %s -o %s --resume > %s.log2 2>&1", args, b, b);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(log, sizeof(log), "%s.log2", b);
+    ck_assert_int_eq(count_matches(log, "] "), units);
+    ck_assert_int_eq(count_matches(log, "(resumed)"), before);
+    same_numbers(a, b);
+    // finished: everything reads back
+    snprintf(cmd, sizeof(cmd), "./compare %s -o %s --resume > %s.log3 2>&1", args, b, b);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(log, sizeof(log), "%s.log3", b);
+    ck_assert_int_eq(count_matches(log, "(resumed)"), units);
+    same_numbers(a, b);
+    // another LoRA grid: LoRA's runs (and what depends on them) run again, the rest reads back
+    snprintf(cmd, sizeof(cmd), "./compare %s --lrs-lora 1e-3,3e-3 -o %s --resume > %s.log4 2>&1", args, b, b);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(log, sizeof(log), "%s.log4", b);
+    int again = units - count_matches(log, "(resumed)");
+    ck_assert_int_eq(count_lines_with(log, ": LoRA lr 0.001 seed 0", "(resumed)"), 2); // one per task, trained
+    ck_assert_msg(again >= 2 * 3 && again < units, "%d of %d units ran again after changing LoRA's rates", again, units);
+    // other steps (not in any folder's name): only the base model's two evaluations read back
+    snprintf(cmd, sizeof(cmd), "./compare %s --steps 40 -o %s --resume > %s.log5 2>&1", args, b, b);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(log, sizeof(log), "%s.log5", b);
+    ck_assert_int_eq(count_matches(log, "(resumed)"), 2);
+    ck_assert_int_eq(count_lines_with(log, "the base model", "(resumed)"), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 // compare run as a program: exit status and stderr
 static int run_compare_cli(const char *args, char *errbuf, size_t n) {
     char cmd[4096];
@@ -514,6 +596,7 @@ static Suite *compare_suite(void) {
     TCase *tf = tcase_create("folder");    // ./compare --quick --tasks DIR (from JSONL) -e BASE, on a tiny base
     tcase_set_timeout(tf, 1500);
     tcase_add_test(tf, test_compare_quick_tasks_folder);
+    tcase_add_test(tf, test_compare_resume);
     suite_add_tcase(s, tf);
     return s;
 }

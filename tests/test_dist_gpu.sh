@@ -6,15 +6,17 @@
 #  2. `mpirun -np 1 ./train_loracu ...` (NCCL's all-reduce of the trainable gradients over a
 #     one-rank communicator) against the same run without mpirun, for full fine-tuning, LoRA, LoRI
 #     (D then S) and PLoRA, in fp32, by tests/dist_compare.h's criteria (losses within 1e-6
-#     relative, final parameters within 1e-6 of the largest entry). cuBLASLt's algorithms are
-#     autotuned by timing in every process (cuda/gemm.cuh), so two runs can differ in the last bits
-#     without NCCL too (seen in bf16 on an H200, 2026-12-01: LoRA's first loss 5.490594 vs 5.490679,
-#     before any all-reduce); a second run without mpirun is printed as the control.
+#     relative, final parameters within 1e-6 of the largest entry).
+#  3. The control: the same run twice without mpirun must agree by the same criteria. cuBLASLt's
+#     algorithm is its heuristic's first choice (cuda/gemm.cuh), the same in every process; with
+#     GPU_GEMM_AUTOTUNE=1 (timed choice) two runs could differ in the last bits (seen in bf16 on an
+#     H200, 2026-12-01: LoRA's first loss 5.490594 vs 5.490679, before any all-reduce).
 # Needs a GPU, NCCL and mpirun. From the repository root:
 #   make train_loracu test_nccl dist_compare make_tasks && sh tests/test_dist_gpu.sh
 set -u
 BIN=${BIN:-./train_loracu}
 D=${D:-/tmp/test_dist_gpu}
+unset GPU_GEMM_AUTOTUNE
 export NCCL_NVLS_ENABLE=0 # NVLink multicast stays off on shared machines
 MPIRUN="mpirun --allow-run-as-root -np 1 -x NCCL_NVLS_ENABLE"
 pass=0 fail=0
@@ -56,8 +58,8 @@ variant full model --adapter none -x 6 -l 1e-3
 control() {
     v=$1 vkind=$2; shift 2
     run "${v}_control" "" "$@" || return
-    if ./dist_compare "$D/${v}_control" "$D/${v}_plain" "$vkind"; then echo "note: $v repeats within the criteria without NCCL too"
-    else echo "note: $v differs between two runs without NCCL: the comparison above cannot be tighter than that"; fi
+    if ./dist_compare "$D/${v}_control" "$D/${v}_plain" "$vkind"; then ok "$v: two runs without NCCL agree (reproducible)"
+    else bad "$v: two runs without NCCL differ (is GPU_GEMM_AUTOTUNE set?)"; fi
 }
 control lora adapter --adapter lora -x 8
 control full model --adapter none -x 6 -l 1e-3
