@@ -103,8 +103,10 @@ static int sample_next(const float *logits, int V, float temperature, uint64_t *
 // Generates up to max_new tokens after the prompt into out; stops after emitting a token that ends
 // an answer under `stop` (data/tasks.h: EOT or a token with a newline; NULL: never) or at the
 // context end. Returns the number of tokens generated.
-static int gpt2_generate(const GPT2Config *c, const ParameterTensors *p, InferState *s, const int *prompt, int np,
-                         int max_new, float temperature, uint64_t *rng, const tasks_vocab *stop, int *out) {
+// The same, also stopping as soon as go_on(out, n, arg) is 0 (when go_on is given).
+static int gpt2_generate_while(const GPT2Config *c, const ParameterTensors *p, InferState *s, const int *prompt, int np,
+                               int max_new, float temperature, uint64_t *rng, const tasks_vocab *stop, int *out,
+                               int (*go_on)(const int *out, int n, const void *arg), const void *arg) {
     s->len = 0;
     if (np <= 0 || np >= c->max_seq_len) return 0;
     for (int i = 0; i < np; i++) infer_step(c, p, s, prompt[i], i == np - 1);
@@ -113,9 +115,21 @@ static int gpt2_generate(const GPT2Config *c, const ParameterTensors *p, InferSt
         int tok = sample_next(s->logits, c->vocab_size, temperature, rng);
         out[n++] = tok;
         if ((stop && tasks_is_stop_v(stop, tok)) || s->len >= c->max_seq_len) break;
+        if (go_on && !go_on(out, n, arg)) break;
         infer_step(c, p, s, tok, 1);
     }
     return n;
+}
+static int gpt2_generate(const GPT2Config *c, const ParameterTensors *p, InferState *s, const int *prompt, int np,
+                         int max_new, float temperature, uint64_t *rng, const tasks_vocab *stop, int *out) {
+    return gpt2_generate_while(c, p, s, prompt, np, max_new, temperature, rng, stop, out, NULL, NULL);
+}
+
+// exact match's early stop: the generation goes on while it can still equal the reference answer
+typedef struct { const tasks_vocab *v; const int *answer; int nans; } AnswerPrefix;
+static int answer_prefix_ok(const int *out, int n, const void *arg) {
+    const AnswerPrefix *a = arg;
+    return tasks_prefix_ok_v(a->v, out, n, a->answer, a->nans);
 }
 
 // ----------------------------------------------------------------------------
@@ -150,7 +164,10 @@ static void print_sample(GPT2 *m, const Tokenizer *tok, int gen_len, float tempe
 // merged), examples in parallel;
 // data parallel (llmc/dist.h), rank r scores examples r, r + world, ... and the scores (and the
 // shown generations) are summed over the ranks.
-typedef struct { int n, correct; } EMResult;
+typedef struct {
+    int n, correct;
+    long generated;   // tokens generated (an example stops as soon as it can no longer match, unless shown)
+} EMResult;
 
 // Prints token ids as text: printable bytes as they are, '\n' as \n, EOT as <eot>, others <id>.
 static void print_tokens_text(const tasks_vocab *v, const int *t, int n) {
@@ -169,7 +186,7 @@ static void print_tokens_text(const tasks_vocab *v, const int *t, int n) {
 
 static int eval_exact_match(GPT2 *m, const Tokenizer *tok, const char *path, int max_examples, int show, float **scratch,
                             EMResult *out, char *err, size_t errlen) {
-    EMResult r = {0, 0};
+    EMResult r = {0};
     GPT2Config c = m->config;
     tasks_vocab v = tasks_byte_vocab;
     Tokenizer beside = {0};
@@ -232,7 +249,10 @@ static int eval_exact_match(GPT2 *m, const Tokenizer *tok, const char *path, int
             int room = c.max_seq_len - np;
             int maxn = room < cap ? room : cap;
             uint64_t rng = 0;
-            ngen[i] = maxn > 0 ? gpt2_generate(&c, &p, &st, ctx, np, maxn, 0.0f, &rng, &v, gen + i * cap) : 0;
+            // a shown example is generated to its end; the others stop where they stop matching (same score)
+            AnswerPrefix ap = {&v, ans, na};
+            ngen[i] = maxn > 0 ? gpt2_generate_while(&c, &p, &st, ctx, np, maxn, 0.0f, &rng, &v, gen + i * cap,
+                                                     i < show ? NULL : answer_prefix_ok, &ap) : 0;
             ok[i] = tasks_exact_match_v(&v, gen + i * cap, ngen[i], ans, na);
         }
         free(ctx); free(ans);
@@ -242,9 +262,11 @@ static int eval_exact_match(GPT2 *m, const Tokenizer *tok, const char *path, int
     dist_allreduce_i32(ok, (size_t)n); // each example was scored on one rank, zeros elsewhere
     dist_allreduce_i32(ngen, (size_t)nshow);
     dist_allreduce_i32(gen, (size_t)cap * nshow);
+    dist_allreduce_i32(ngen + nshow, (size_t)(n - nshow));
     for (long i = 0; i < n; i++) {
         r.n++;
         r.correct += ok[i];
+        r.generated += ngen[i];
         if (i < show) {
             printf("  [%s] ", ok[i] ? "ok" : "xx");
             int *pt = xcalloc((size_t)ex[i].prompt_len + 1, sizeof(int), "prompt");

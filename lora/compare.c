@@ -82,12 +82,14 @@ static const Variant variants[NUM_VARIANTS] = {
 static const int variant_order[NUM_VARIANTS] = {V_FULL, V_LORA, V_LORI_D, V_PLORA, V_LORI_S};
 
 // Learning-rate grids: 4 rates spanning 30x per variant, centred (from pilot runs on the embedded
-// suite) so the best rate lies inside. LoRI-S's grid is its own (the S stage's rate).
+// suite) so the best rate lies inside. LoRI-S's grid is its own (the S stage's rate). LoRI-D's and
+// LoRI-S's were moved up one step after the H200 study of 2026-12-01 (commit ca46bec) chose the top
+// rate of the old grids (LoRI-D 3e-2 on code and safety, LoRI-S 9e-2 on three tasks).
 static const float default_lrs[NUM_VARIANTS][4] = {
     {2e-4f, 6e-4f, 2e-3f, 6e-3f},      // full FT
     {5e-4f, 1.5e-3f, 4.5e-3f, 1.5e-2f}, // LoRA
-    {1e-3f, 3e-3f, 1e-2f, 3e-2f},      // LoRI-D
-    {3e-3f, 1e-2f, 3e-2f, 9e-2f},      // LoRI-S (the S stage)
+    {3e-3f, 1e-2f, 3e-2f, 9e-2f},      // LoRI-D
+    {1e-2f, 3e-2f, 1e-1f, 3e-1f},      // LoRI-S (the S stage)
     {5e-4f, 1.5e-3f, 4.5e-3f, 1.5e-2f}, // PLoRA
 };
 // The quick and cpu profiles sweep the middle two rates of each grid (a 3x span).
@@ -132,6 +134,7 @@ typedef struct {
     int steps, nseeds, rank, B, T, eval_examples, val_examples, val_batches;
     int parts_merge, parts_continual, parts_plora;
     char continual_from[64], plora_task[64];
+    int continual_max;    // continual learning: the first N other tasks (0: all)
     int nranks, ranks[CMP_MAX_RANKS], nstages, stages[CMP_MAX_STAGES];
     int bf16;
     int resume;           // --resume: units finished by an earlier invocation into -o DIR are read back
@@ -165,6 +168,7 @@ typedef struct {
     int logfd, confd;
 } Compare;
 
+static EMResult em_of(int n, int correct) { EMResult e = {n, correct, 0}; return e; }
 static double pct(EMResult e) { return e.n ? 100.0 * e.correct / e.n : NAN; }
 
 static Stat stat_of(const double *x, int n) {
@@ -256,16 +260,6 @@ static uint64_t fnv1a(const void *p, size_t n, uint64_t h) {
     return h;
 }
 #define FNV_START 1469598103934665603ull
-// a file's checksum (0: unreadable): what a unit read (an adapter it merges or continues from) is in its key
-static uint64_t file_sum(const char *path) {
-    char err[256];
-    size_t n = 0;
-    void *data = read_whole_file(path, &n, err, sizeof(err));
-    if (!data) return 0;
-    uint64_t h = fnv1a(data, n, FNV_START);
-    free(data);
-    return h;
-}
 // the key: -o DIR's own paths are written DIR/..., so `-o out` and `-o ./out` read each other back
 static void memo_key(const Compare *cm, char *buf, size_t n, const char *what) {
     size_t l = (size_t)snprintf(buf, n, "compare-unit v1 | %s%s | base %016llx | ", cm->bf16 ? "" : "fp32 ",
@@ -383,7 +377,7 @@ static EMResult cmp_score(Compare *cm, const char *model_path, const char *adapt
     }
     float *scratch = NULL;
     log_begin(cm, "exact match");
-    EMResult r = {0, 0};
+    EMResult r = {0};
     if (eval_exact_match(&m, NULL, shard, max_examples, 0, &scratch, &r, err, sizeof(err)) != 0) die("compare: %s", err);
     printf("exact match of %s%s%s on %s: %d / %d\n", model_path, adapter_path ? " + " : "", adapter_path ? adapter_path : "", shard, r.correct, r.n);
     log_end(cm);
@@ -397,7 +391,7 @@ static EMResult cmp_score(Compare *cm, const char *model_path, const char *adapt
 // what a run ships and how it is scored: the trained model for full FT and PLoRA (PLoRA's earlier
 // stages live in the base weights), the base + adapter.bin otherwise
 static EMResult score_run(Compare *cm, const CmpRun *r, int v, const char *shard, int max_examples) {
-    if (r->r.steps < 0) return (EMResult){1, 0};
+    if (r->r.steps < 0) return em_of(1, 0);
     char model[1300], adapter[1300];
     snprintf(model, sizeof(model), "%s/model.bin", r->dir);
     snprintf(adapter, sizeof(adapter), "%s/adapter.bin", r->dir);
@@ -611,7 +605,7 @@ static void train_run(Compare *cm, int t, int v, int li, int s) {
     int resumed = memo_load(cm, memo, what, m, TR_VALS + 5);
     if (resumed) {
         tr_unpack(&run->r, m);
-        run->val = (EMResult){(int)m[TR_VALS], (int)m[TR_VALS + 1]};
+        run->val = em_of((int)m[TR_VALS], (int)m[TR_VALS + 1]);
         run->wall = m[TR_VALS + 2];
         run->file_bytes = (long)m[TR_VALS + 3];
     } else {
@@ -641,7 +635,7 @@ static void test_run(Compare *cm, int t, int v, int li, int s) {
     snprintf(what, sizeof(what), "test exact match of %s (run %016llx) on %s first %d", run->dir, (unsigned long long)run->key_sum, shard,
              cm->eval_examples);
     double m[3];
-    if (memo_load(cm, memo, what, m, 3)) run->test = (EMResult){(int)m[0], (int)m[1]};
+    if (memo_load(cm, memo, what, m, 3)) run->test = em_of((int)m[0], (int)m[1]);
     else {
         double t0 = now_s();
         run->test = score_run(cm, run, v, shard, cm->eval_examples);
@@ -690,8 +684,8 @@ static void part_finetune(Compare *cm) {
         int resumed = memo_load(cm, memo, what, m, 6);
         if (resumed) {
             cm->base_val_loss[t] = m[0];
-            cm->base_val[t] = (EMResult){(int)m[1], (int)m[2]};
-            cm->base_test[t] = (EMResult){(int)m[3], (int)m[4]};
+            cm->base_val[t] = em_of((int)m[1], (int)m[2]);
+            cm->base_test[t] = em_of((int)m[3], (int)m[4]);
         } else {
             double t0 = now_s();
             TrainResult r;
@@ -749,55 +743,63 @@ static void part_merge(Compare *cm) {
             int failed = 0;
             for (int t = 0; t < cm->ntasks; t++) failed |= best_run(cm, t, v, s)->r.steps < 0;
             if (failed) { // a task adapter of this seed failed to train: its merges score 0
-                for (int mi = 0; mi < NUM_MERGES; mi++) for (int t = 0; t < cm->ntasks; t++) cm->merged[k][mi][s][t] = (EMResult){1, 0};
+                for (int mi = 0; mi < NUM_MERGES; mi++) for (int t = 0; t < cm->ntasks; t++) cm->merged[k][mi][s][t] = em_of(1, 0);
                 continue;
             }
-            for (int t = 0; t < cm->ntasks; t++) {
-                snprintf(path, sizeof(path), "%s/adapter.bin", best_run(cm, t, v, s)->dir);
-                if (adapter_load(&in[t], path, 0, 0, err, sizeof(err)) != 0) die("compare: %s", err);
-                ptr[t] = &in[t];
-            }
+            int loaded = 0; // the task adapters, read when a merge is not read back
             for (int mi = 0; mi < NUM_MERGES; mi++) {
                 float w[CMP_MAX_TASKS];
                 for (int t = 0; t < cm->ntasks; t++) w[t] = merges[mi].lori_weights ? 1.2f / cm->ntasks : 1.0f;
-                MergeConfig mc = {merges[mi].method, CMP_MERGE_DENSITY, CMP_MERGE_SEED + (uint64_t)s, 0};
-                Adapter out;
-                if (adapter_merge(&out, ptr, w, cm->ntasks, &mc, err, sizeof(err)) != 0) die("compare: merge %s: %s", merges[mi].label, err);
                 char desc[256];
                 snprintf(desc, sizeof(desc), "./compare: %s of the %s task adapters (seed %d), weight %g, density %g", merges[mi].label,
                          variants[v].label, s, (double)w[0], (double)CMP_MERGE_DENSITY);
                 snprintf(path, sizeof(path), "%s/%s_%s_s%d.bin", dir, variants[v].name, merge_file[mi], s);
-                if (adapter_save(&out, path, desc, err, sizeof(err)) != 0) die("compare: %s", err);
-                cm->merged_rank[k][mi] = out.cfg.rank;
-                adapter_free(&out);
-                // resumable: the scores of this merge, keyed by what was merged and how it is scored
+                // resumable: the merge's rank and scores, keyed by the runs that made its inputs and how it is scored
                 char memo[1400], key[4096];
                 snprintf(memo, sizeof(memo), "%s/%s_%s_s%d.txt", dir, variants[v].name, merge_file[mi], s);
                 size_t kl = (size_t)snprintf(key, sizeof(key), "%s; first %d test examples of", desc, cm->eval_examples);
-                for (int t = 0; t < cm->ntasks; t++) {
-                    char ap[1300];
-                    snprintf(ap, sizeof(ap), "%s/adapter.bin", best_run(cm, t, v, s)->dir);
-                    kl += (size_t)snprintf(key + kl, sizeof(key) - kl, " %s (%s %016llx)", cm->task_names[t], ap, (unsigned long long)file_sum(ap));
-                }
-                double m[2 * CMP_MAX_TASKS + 1];
-                int resumed = memo_load(cm, memo, key, m, 2 * cm->ntasks + 1);
+                for (int t = 0; t < cm->ntasks; t++)
+                    kl += (size_t)snprintf(key + kl, sizeof(key) - kl, " %s (run %016llx)", cm->task_names[t], (unsigned long long)best_run(cm, t, v, s)->key_sum);
+                int nm = 2 * cm->ntasks + 2;
+                double m[2 * CMP_MAX_TASKS + 2];
+                int resumed = memo_load(cm, memo, key, m, nm);
                 double t0 = now_s();
+                if (resumed) cm->merged_rank[k][mi] = (int)m[2 * cm->ntasks];
+                else {
+                    for (int t = 0; t < cm->ntasks && !loaded; t++) {
+                        char ap[1300];
+                        snprintf(ap, sizeof(ap), "%s/adapter.bin", best_run(cm, t, v, s)->dir);
+                        if (adapter_load(&in[t], ap, 0, 0, err, sizeof(err)) != 0) die("compare: %s", err);
+                        ptr[t] = &in[t];
+                    }
+                    loaded = 1;
+                    MergeConfig mc = {merges[mi].method, CMP_MERGE_DENSITY, CMP_MERGE_SEED + (uint64_t)s, 0};
+                    Adapter out;
+                    if (adapter_merge(&out, ptr, w, cm->ntasks, &mc, err, sizeof(err)) != 0) die("compare: merge %s: %s", merges[mi].label, err);
+                    if (adapter_save(&out, path, desc, err, sizeof(err)) != 0) die("compare: %s", err);
+                    cm->merged_rank[k][mi] = out.cfg.rank;
+                    adapter_free(&out);
+                }
                 char detail[512] = "", what[160];
                 for (int t = 0; t < cm->ntasks; t++) {
                     char shard[1200];
                     task_path(cm, shard, sizeof(shard), t, "test");
-                    cm->merged[k][mi][s][t] = resumed ? (EMResult){(int)m[2 * t], (int)m[2 * t + 1]}
+                    cm->merged[k][mi][s][t] = resumed ? em_of((int)m[2 * t], (int)m[2 * t + 1])
                                                       : cmp_score(cm, cm->base, path, shard, cm->eval_examples);
                     m[2 * t] = cm->merged[k][mi][s][t].n; m[2 * t + 1] = cm->merged[k][mi][s][t].correct;
                     size_t l = strlen(detail);
                     snprintf(detail + l, sizeof(detail) - l, "%s%s %.0f%%", t ? ", " : "", cm->task_names[t], pct(cm->merged[k][mi][s][t]));
                 }
-                if (!resumed) { m[2 * cm->ntasks] = now_s() - t0; memo_save(cm, memo, key, m, 2 * cm->ntasks + 1); }
+                if (!resumed) {
+                    m[2 * cm->ntasks] = cm->merged_rank[k][mi];
+                    m[2 * cm->ntasks + 1] = now_s() - t0;
+                    memo_save(cm, memo, key, m, nm);
+                }
                 cm->merged_ok[k][mi] = 1;
                 snprintf(what, sizeof(what), "merge %s %s seed %d", variants[v].label, merges[mi].label, s);
                 progress(cm, what, detail, resumed);
             }
-            for (int t = 0; t < cm->ntasks; t++) adapter_free(&in[t]);
+            if (loaded) for (int t = 0; t < cm->ntasks; t++) adapter_free(&in[t]);
         }
     }
 }
@@ -830,8 +832,9 @@ static void part_continual(Compare *cm) {
     for (int k = 0; k < NUM_KINDS; k++) {
         int v = kinds[k];
         if (!cm->use_variant[v]) continue;
-        for (int t = 0; t < cm->ntasks; t++) {
-            if (t == cm->src) continue;
+        for (int t = 0, nt = 0; t < cm->ntasks; t++) {
+            if (t == cm->src || (cm->continual_max > 0 && nt >= cm->continual_max)) continue;
+            nt++;
             for (int s = 0; s < cm->nseeds; s++) {
                 char outdir[1200], title[256], detail[256], shard[1200], adapter[1300];
                 snprintf(outdir, sizeof(outdir), "%s/continual/%s_%s_to_%s_s%d", cm->out, variants[v].name, src, cm->task_names[t], s);
@@ -843,22 +846,22 @@ static void part_continual(Compare *cm) {
                 snprintf(memo, sizeof(memo), "%s/result.txt", outdir);
                 config_cmdline(&c, what, sizeof(what));
                 size_t wl = strlen(what);
-                snprintf(what + wl, sizeof(what) - wl, " | from %016llx | test exact match of %s and %s, first %d",
-                         (unsigned long long)file_sum(c.adapter_in), src, cm->task_names[t], cm->eval_examples);
+                snprintf(what + wl, sizeof(what) - wl, " | from run %016llx | test exact match of %s and %s, first %d",
+                         (unsigned long long)best_run(cm, cm->src, v, s)->key_sum, src, cm->task_names[t], cm->eval_examples);
                 double m[5];
                 int resumed = memo_load(cm, memo, what, m, 5);
                 if (resumed) {
-                    cm->cont_src[k][t][s] = (EMResult){(int)m[0], (int)m[1]};
-                    cm->cont_new[k][t][s] = (EMResult){(int)m[2], (int)m[3]};
+                    cm->cont_src[k][t][s] = em_of((int)m[0], (int)m[1]);
+                    cm->cont_new[k][t][s] = em_of((int)m[2], (int)m[3]);
                 } else {
                     double t0 = now_s();
                     TrainResult r;
                     cmp_train(cm, &c, title, &r);
                     snprintf(adapter, sizeof(adapter), "%s/adapter.bin", outdir);
                     task_path(cm, shard, sizeof(shard), cm->src, "test");
-                    cm->cont_src[k][t][s] = r.steps < 0 ? (EMResult){1, 0} : cmp_score(cm, cm->base, adapter, shard, cm->eval_examples);
+                    cm->cont_src[k][t][s] = r.steps < 0 ? em_of(1, 0) : cmp_score(cm, cm->base, adapter, shard, cm->eval_examples);
                     task_path(cm, shard, sizeof(shard), t, "test");
-                    cm->cont_new[k][t][s] = r.steps < 0 ? (EMResult){1, 0} : cmp_score(cm, cm->base, adapter, shard, cm->eval_examples);
+                    cm->cont_new[k][t][s] = r.steps < 0 ? em_of(1, 0) : cmp_score(cm, cm->base, adapter, shard, cm->eval_examples);
                     double x[5] = {cm->cont_src[k][t][s].n, cm->cont_src[k][t][s].correct, cm->cont_new[k][t][s].n, cm->cont_new[k][t][s].correct, now_s() - t0};
                     memo_save(cm, memo, what, x, 5);
                 }
@@ -1274,19 +1277,21 @@ static void write_claims(Compare *cm, FILE *f) {
         Stat s0 = single_mean_stat(cm, V_LORA), sk = single_mean_stat(cm, kinds[k]);
         for (int mi = 0; mi < NUM_MERGES; mi++) {
             if (!cm->merged_ok[0][mi] || !cm->merged_ok[k][mi]) continue;
+            // retention: the share of the single-task mean the merge keeps (an adapter weak on its own
+            // has less to lose, so the absolute drop would favour it); spread: the seeds' sd, relative
             Stat a = merge_mean_stat(cm, 0, mi), b = merge_mean_stat(cm, k, mi);
-            double drop_a = s0.mean - a.mean, drop_b = sk.mean - b.mean, tol = fmax(a.sd, b.sd);
-            if (drop_b < drop_a - tol) better++;
-            else if (drop_b > drop_a + tol) worse++;
+            double keep_a = 100 * a.mean / s0.mean, keep_b = 100 * b.mean / sk.mean, tol = 100 * fmax(a.sd / s0.mean, b.sd / sk.mean);
+            if (keep_b > keep_a + tol) better++;
+            else if (keep_b < keep_a - tol) worse++;
             nm++;
             size_t l = strlen(buf);
-            snprintf(buf + l, sizeof(buf) - l, "%s%s: %.1f vs %.1f", l ? "; " : "", merges[mi].label, drop_b, drop_a);
+            snprintf(buf + l, sizeof(buf) - l, "%s%s: %.1f%% vs %.1f%%", l ? "; " : "", merges[mi].label, keep_b, keep_a);
         }
         int v = better * 2 >= nm && worse == 0 ? 1 : better == 0 ? -1 : 0;
         if (!(s0.mean >= CMP_LEARNED && sk.mean >= CMP_LEARNED)) v = 2;
-        fprintf(f, "| LoRI merges with less interference than LoRA (%s) | interference = single-task mean − merged mean, points, %s vs LoRA: %s "
-                   "(merged means: see section 3) | reproduced if %s's drop is smaller by more than the seed spread for at least half the methods "
-                   "and larger for none; not reproduced if smaller for none; not testable if either kind's single-task mean is below %d%% | %s |\n",
+        fprintf(f, "| LoRI merges with less interference than LoRA (%s) | retention = merged mean / single-task mean (mean over tasks), %s vs LoRA: %s "
+                   "(merged means: see section 3) | reproduced if %s keeps more, by more than the seed spread, for at least half the methods "
+                   "and less for none; not reproduced if more for none; not testable if either kind's single-task mean is below %d%% | %s |\n",
                 variants[kinds[k]].label, variants[kinds[k]].label, buf, variants[kinds[k]].label, CMP_LEARNED, verdict_name(v));
     }
     // 3. forgetting
@@ -1402,7 +1407,8 @@ static void write_report_merging_continual(Compare *cm, FILE *f) {
         fprintf(f, "Stage 1 is the %s adapter of section 2 (per seed); stage 2 trains it %d more steps on the new task at that task's chosen rate "
                    "(`--adapter-in`). LoRA trains all of A and B again; LoRI-D trains all of B (A stays frozen); LoRI-S trains a fresh LoRI-D on the "
                    "new task for its mask (%d steps), then only the new mask's entries of the loaded B (%d steps): the other entries stay bit-identical. "
-                   "*forgetting* = %s before − after (points). Mean ± sd over seeds.\n\n", src, cm->steps, cm->steps / 2, cm->steps - cm->steps / 2, src);
+                   "*forgetting* = %s before − after (points). Mean ± sd over seeds.%s\n\n", src, cm->steps, cm->steps / 2, cm->steps - cm->steps / 2, src,
+                cm->continual_max > 0 && cm->continual_max < cm->ntasks - 1 ? " This profile continues to the first other tasks only (--continual-tasks)." : "");
         fprintf(f, "| adapter | new task | %s, stage 1 | %s after stage 2 | forgetting | new task after stage 2 | new task, own adapter |\n", src, src);
         fprintf(f, "|---|---|---:|---:|---:|---:|---:|\n");
         for (int k = 0; k < NUM_KINDS; k++) for (int t = 0; t < cm->ntasks; t++) {
@@ -1579,7 +1585,7 @@ static void usage(const char *prog) {
            "rank claim; the claims table. Writes report.md, CSV and SVG files into DIR.\n\n");
     printf("  --profile P        quick (CI: %d steps, 2 rates, 2 seeds, 24 examples; embedded suite: arith and safety only) |\n"
            "                     cpu (all tasks, %d steps, the middle 2 rates of each grid, 3 seeds, 250 validation and test examples,\n"
-           "                     PLoRA ranks 1,4, stages 4: about 25 minutes on 2 idle cores) |\n"
+           "                     continual learning to 2 tasks, PLoRA ranks 1,4, stages 4: under 30 minutes on 2 idle cores) |\n"
            "                     full (all tasks, 4 rates spanning 30x, 3 seeds, every example, PLoRA ranks 1,2,4,8, stages 2,4)\n"
            "                     [default: %s]\n", CMP_QUICK_STEPS, CMP_STEPS,
 #ifdef COMPARE_GPU
@@ -1604,6 +1610,7 @@ static void usage(const char *prog) {
     printf("  --val-examples N   validation examples scored per task in the sweep (0: all) [profile]\n");
     printf("  --parts LIST       any of merge,continual,plora (fine-tuning always runs) [default: all]\n");
     printf("  --continual-from T the continual-learning source task [default: safety if present, else the first task]\n");
+    printf("  --continual-tasks N  continual learning to the first N other tasks (0: all) [profile: cpu 2, else all]\n");
     printf("  --plora-task T     PLoRA's rank experiment on this task [default: code if present, else the last task]\n");
     printf("  --plora-ranks LIST, --plora-stages LIST   [profile]\n");
     printf("  --threads N        OpenMP threads for every run (0: all cores) [default: 0]\n");
@@ -1641,6 +1648,7 @@ static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_o
     cm->bf16 = 1;
     for (int v = 0; v < NUM_VARIANTS; v++) cm->use_variant[v] = 1;
     cm->parts_merge = cm->parts_continual = cm->parts_plora = 1;
+    int cont_max = -1;
     int steps = -1, seeds = -1, rank = DEFAULT_RANK, B = DEFAULT_B, T = DEFAULT_T, eval_ex = -1, val_ex = -1, threads = 0;
     const char *lrs_arg[NUM_VARIANTS] = {0}, *ranks_arg = NULL, *stages_arg = NULL;
     for (int i = 0; i < (int)(sizeof(cm->cmdline) - 1) && i < argc; i++) {
@@ -1694,6 +1702,7 @@ static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_o
         else if (strcmp(a, "--val-examples") == 0) INTARG(val_ex, 0);
         else if (strcmp(a, "--threads") == 0) INTARG(threads, 0);
         else if (strcmp(a, "--resume") == 0) cm->resume = 1;
+        else if (strcmp(a, "--continual-tasks") == 0) INTARG(cont_max, 0);
         else if (strncmp(a, "--lrs-", 6) == 0) {
             const char *nm = a + 6;
             int found = -1;
@@ -1743,6 +1752,7 @@ static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_o
     cm->eval_examples = eval_ex >= 0 ? eval_ex : quick ? 24 : full ? 0 : 250;
     cm->val_examples = val_ex >= 0 ? val_ex : quick ? 24 : full ? 0 : 250;
     cm->val_batches = quick ? 4 : 20;
+    cm->continual_max = cont_max >= 0 ? cont_max : quick || full ? 0 : 2;
     for (int v = 0; v < NUM_VARIANTS; v++) {
         if (lrs_arg[v]) {
             double x[CMP_MAX_LRS];
@@ -1843,7 +1853,8 @@ static int compare_main(int argc, char **argv) {
     for (int k = 0; k < NUM_KINDS; k++) nk += cm.use_variant[kinds[k]];
     cm.nruns_total = cm.ntasks * (1 + nl + nv * (cm.nseeds - 1));
     if (cm.parts_merge && cm.ntasks >= 2) cm.nruns_total += nk * cm.nseeds * NUM_MERGES;
-    if (cm.src >= 0 && cm.ntasks >= 2) cm.nruns_total += nk * (cm.ntasks - 1) * cm.nseeds;
+    int ncont = cm.continual_max > 0 && cm.continual_max < cm.ntasks - 1 ? cm.continual_max : cm.ntasks - 1;
+    if (cm.src >= 0 && cm.ntasks >= 2) cm.nruns_total += nk * ncont * cm.nseeds;
     if (cm.ptask >= 0 && cm.use_variant[V_LORA] && cm.use_variant[V_PLORA]) cm.nruns_total += cm.nranks * (1 + cm.nstages) * cm.nseeds;
     cm.t_start = now_s() - cm.t_pretrain;
     part_finetune(&cm);

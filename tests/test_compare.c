@@ -392,7 +392,7 @@ START_TEST(test_choose_rate) {
     for (int li = 0; li < 4; li++) {
         CmpRun *r = &cm.runs[0][V_LORA][li][0];
         r->done = 1;
-        r->val = (EMResult){50, correct[li]};
+        r->val = em_of(50, correct[li]);
         r->r.final_val_loss = loss[li];
     }
     ck_assert_int_eq(choose_rate(&cm, 0, V_LORA), 2);

@@ -562,11 +562,19 @@ static void write_tokenizer(const char *path, int bpe) {
     }
     fclose(f);
 }
-static void write_em_shard(const char *stem, int bpe, int copies) {
+// mixed: the references of examples 0 and 2 changed (" no", " posh"), so a model that learned the
+// others fails them at its first and second token
+static void write_em_shard(const char *stem, int bpe, int copies, int mixed) {
     // prompt bytes | answer tokens
     const char *prompts[4] = {"ab=>", "cd=>", "ef=>", "gh=>"};
     int ans_bpe[4][3] = {{TK_YES, TK_NLNL, -1}, {TK_NO, '\n', -1}, {TK_POS, TK_ITIVE, TK_SPNL}, {TK_NO, TK_NLNL, -1}};
     const char *ans_bytes[4] = {" yes\n", " no\n", " positive\n", " no\n"};
+    if (mixed) {
+        ans_bpe[0][0] = TK_NO;
+        ans_bpe[2][1] = 'h'; ans_bpe[2][2] = '\n';
+        ans_bytes[0] = " no\n";
+        ans_bytes[2] = " posh\n";
+    }
     uint16_t tok[4096]; uint8_t mask[4096]; int n = 0;
     for (int c = 0; c < copies; c++) for (int e = 0; e < 4; e++) {
         tok[n] = bpe ? TK_EOT : 256; mask[n++] = 0;
@@ -591,8 +599,8 @@ START_TEST(test_exact_match_any_tokenizer) {
         snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s", d, d);
         ck_assert_int_eq(system(cmd), 0);
         snprintf(p, sizeof(p), "%s/tokenizer.bin", d); write_tokenizer(p, bpe);
-        snprintf(tr, sizeof(tr), "%s/train", d); write_em_shard(tr, bpe, 40);
-        snprintf(te, sizeof(te), "%s/test", d); write_em_shard(te, bpe, 1);
+        snprintf(tr, sizeof(tr), "%s/train", d); write_em_shard(tr, bpe, 40, 0);
+        snprintf(te, sizeof(te), "%s/test", d); write_em_shard(te, bpe, 1, 0);
         TrainConfig c;
         config_defaults(&c);
         snprintf(c.model, sizeof(c.model), "L=2,C=32,H=2,V=%d,T=32", bpe ? TK_V : 257);
@@ -600,6 +608,7 @@ START_TEST(test_exact_match_any_tokenizer) {
         snprintf(c.eval_em, sizeof(c.eval_em), "%s.bin", te);
         c.B = 4; c.T = 32; c.max_steps = 300; c.lr = 1e-2f; c.grad_clip = 1; c.val_every = 0; c.sample_every = 0;
         c.threads = 2; c.print_every = 1000; c.eval_show = 4; c.shuffle = 0;
+        snprintf(c.output_dir, sizeof(c.output_dir), "%s/out", d);
         char *argv[] = {(char *)"test"};
         g_stop_requested = 0;
         TrainResult res = {0};
@@ -608,6 +617,25 @@ START_TEST(test_exact_match_any_tokenizer) {
                res.em_correct, res.em_n, res.steps, res.final_train_loss);
         ck_assert_int_eq(res.em_n, 4);
         ck_assert_int_eq(res.em_correct, 4);
+        // the scorer's early stop: examples generated to their end (all shown) and stopped where they can
+        // no longer match (none shown) score the same, the latter generating fewer tokens
+        char mx[256], model[300], err[512];
+        snprintf(mx, sizeof(mx), "%s/mixed", d); write_em_shard(mx, bpe, 1, 1);
+        snprintf(model, sizeof(model), "%s/out/model.bin", d);
+        GPT2 m;
+        ck_assert_msg(gpt2_load_checkpoint(&m, model, err, sizeof(err)) == 0, "%s", err);
+        snprintf(mx, sizeof(mx), "%s/mixed.bin", d);
+        float *scratch = NULL;
+        EMResult full = {0}, early = {0};
+        ck_assert_msg(eval_exact_match(&m, NULL, mx, 0, 4, &scratch, &full, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_msg(eval_exact_match(&m, NULL, mx, 0, 0, &scratch, &early, err, sizeof(err)) == 0, "%s", err);
+        printf("early stop: %d / %d correct from %ld generated tokens, %d / %d from %ld to the end\n", early.correct, early.n,
+               early.generated, full.correct, full.n, full.generated);
+        ck_assert_int_eq(full.correct, 2);
+        ck_assert_int_eq(early.correct, full.correct);
+        ck_assert_int_lt(early.generated, full.generated);
+        free(scratch);
+        gpt2_free(&m);
     }
 }
 END_TEST
