@@ -350,6 +350,11 @@ static int cpu_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
         return -1;
     }
     snprintf(be->desc, sizeof(be->desc), "threads %d | gemm %s", be->nthreads, g_use_ref_kernels ? "reference" : gemm_isa());
+    be->zero = cfg->zero == 1 && dist_world() > 1;
+    if (be->zero && !dist_shard_ok(be->model->num_parameters)) {
+        snprintf(be->err, sizeof(be->err), "-z 1: %zu trainable values; ZeRO-1's MPI counts hold at most 2^31 - 1", be->model->num_parameters);
+        return -1;
+    }
     return 0;
 }
 // Do the optimizer's groups tile one buffer (the model's gradients, or the adapter's A then B)?
@@ -359,13 +364,27 @@ static int cpu_grads_contiguous(const AdamW *o) {
         if (o->groups[k].idx || (k > 0 && o->groups[k].g != o->groups[k - 1].g + o->groups[k - 1].n)) return 0;
     return 1;
 }
+// ZeRO-1 (-z 1, full fine-tuning under mpirun): this rank keeps AdamW's moments for its shard of
+// the parameters only (llmc/dist.h's dist_shard); grad_bucket receives its shard of the summed
+// gradients. Full fine-tuning's groups tile the parameters and the gradients (checked).
 static void cpu_opt_setup(Backend *be) {
     adamw_free(be->opt);
     adamw_setup(be->opt, be->model);
-    if (dist_active() && !cpu_grads_contiguous(be->opt) && be->grad_bucket_n < be->opt->total) { // data parallel, LoRI-S
+    AdamW *o = be->opt;
+    size_t need = 0;
+    if (be->zero) {
+        if (be->model->adapter || !cpu_grads_contiguous(o)) die("internal: ZeRO-1 without full fine-tuning's contiguous groups");
+        size_t lo, hi;
+        dist_shard(o->total, dist_rank(), dist_world(), &lo, &hi);
+        adamw_shard(o, lo, hi);
+        need = hi - lo;
+        printf("ZeRO-1: AdamW's moments sharded over %d ranks: rank 0 keeps entries [%zu, %zu) of %zu (%.1f MB instead of %.1f MB)\n",
+               dist_world(), lo, hi, o->total, 8.0 * (hi - lo) / 1e6, 8.0 * o->total / 1e6);
+    } else if (dist_active() && !cpu_grads_contiguous(o)) need = o->total; // data parallel, LoRI-S
+    if (need > be->grad_bucket_n) {
         free(be->grad_bucket);
-        be->grad_bucket = xcalloc(be->opt->total, sizeof(float), "gradient bucket");
-        be->grad_bucket_n = be->opt->total;
+        be->grad_bucket = xcalloc(need, sizeof(float), "gradient bucket");
+        be->grad_bucket_n = need;
     }
 }
 static void cpu_none(Backend *be) { (void)be; }
@@ -392,6 +411,12 @@ static void cpu_begin_step(Backend *be, int timed) {
 }
 static float cpu_grad_norm(Backend *be) {
     float norm;
+    if (adamw_sharded(be->opt)) { // ZeRO-1: each rank's shard of the summed gradients, then one sum
+        double s;
+        PROF(PC_OPT, s = adamw_grad_sumsq(be->opt, be->opt->lo, be->opt->hi));
+        PROF(PC_COMM, dist_allreduce_f64(&s, 1));
+        return (float)sqrt(s);
+    }
     PROF(PC_OPT, norm = adamw_grad_norm(be->opt));
     return norm;
 }
@@ -402,7 +427,9 @@ static void cpu_allreduce_grads(Backend *be) {
     if (!dist_active()) return;
     AdamW *o = be->opt;
     PROF(PC_COMM, {
-        if (cpu_grads_contiguous(o)) {
+        if (adamw_sharded(o)) {        // ZeRO-1: only this rank's shard of the sum is needed
+            dist_reduce_scatter_f32(o->groups[0].g, o->total, be->grad_bucket);
+        } else if (cpu_grads_contiguous(o)) {
             if (o->ngroups) dist_allreduce_f32(o->groups[0].g, o->total);
         } else {
             size_t at = 0;
@@ -417,6 +444,7 @@ static void cpu_allreduce_grads(Backend *be) {
 }
 static void cpu_adamw_step(Backend *be, float lr, float weight_decay, float gscale) {
     PROF(PC_OPT, adamw_step(be->opt, lr, weight_decay, gscale));
+    if (adamw_sharded(be->opt)) PROF(PC_COMM, dist_allgather_f32(be->opt->groups[0].p, be->opt->total)); // ZeRO-1: every shard's update to every rank
 }
 static void cpu_plora_unload(Backend *be, float m) {
     // the history's room was reserved at set-up (llmc/train.h), so this cannot run out of memory

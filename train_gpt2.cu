@@ -490,11 +490,14 @@ struct GPUModel {
 // evaluates `expr` with M the model, whichever its precision
 // the one buffer of what trains: every parameter's gradient, or the adapter's (A's and B's; B's alone
 // when A is frozen), and the model's stream: what data parallelism all-reduces (cuda/nccl.h)
+// the trainable gradients for the data-parallel sum; the caller changes them, so the norm the
+// training graph computed (over this rank's gradients alone) is no longer theirs
 template <typename T> void trainable_grads(GPT2GPU<T> &M, float **g, size_t *n, void **stream) {
     if (!M.ad.on) { *g = M.params.g32; *n = M.params.n; }
     else if (M.ad.trains_A) { *g = M.ad.gab32; *n = M.ad.nA + M.ad.nB; }
     else { *g = M.ad.gab32 + M.ad.nA; *n = M.ad.nB; }
     *stream = (void *)M.st;
+    M.norm_fresh = false;
 }
 
 #define ON_MODEL(m, expr) ((m)->b ? [&](auto &M) { return (expr); }(*(m)->b) : [&](auto &M) { return (expr); }(*(m)->f))

@@ -80,7 +80,8 @@ void gpu_get_logits(GPUModel *m, int row0, int nrows, float *out);  // rows of t
 void gpu_get_grads(GPUModel *m, float *g);             // base gradients (full fine-tuning), float32
 void gpu_get_adapter_grads(GPUModel *m, float *g);     // (nA + nB)
 // the device buffer of the trainable gradients (float32, n) and the stream the model runs on
-// (a cudaStream_t): what data parallelism all-reduces (cuda/nccl.h)
+// (a cudaStream_t): what data parallelism all-reduces (cuda/nccl.h). The gradient norm is recomputed after (the
+// training graph's was over this rank's gradients alone)
 void gpu_trainable_grads(GPUModel *m, float **grads, size_t *n, void **stream);
 void gpu_synchronize(GPUModel *m);
 // bytes of device memory this model holds now / at most so far (parameters, optimizer state,

@@ -59,6 +59,10 @@ static GPUModel *gpu_of(Backend *be) { return ((GPUBackend *)be)->gm; }
 // The GPU model of the host's model and adapter shapes; their values come with gpu_be_load.
 static int gpu_be_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
     GPUBackend *g = (GPUBackend *)be;
+    if (cfg->zero) { // (checked before anything is allocated)
+        snprintf(be->err, sizeof(be->err), "-z 1 (ZeRO-1) is the CPU trainer's (MPI); the GPU trainer keeps every moment on every GPU: drop -z");
+        return -1;
+    }
     be->model->adapter = ad; // the host model holds parameters only (no activations): the GPU computes
     GPT2Config c = be->model->config;
     GPUConfig gc = {c.max_seq_len, c.vocab_size, c.padded_vocab_size, c.num_layers, c.num_heads, c.channels};

@@ -130,6 +130,64 @@ static void dist_allreduce_i32(int *x, size_t n) {
     (void)x; (void)n;
 }
 
+// ZeRO-1's collectives over n values split in rank order: rank r's shard is [r S, (r+1) S) within n,
+// S = ceil(n / W) (equal shards but the last: NCCL's reduce-scatter wants equal counts, so the GPU
+// pads to W S). MPI counts are int: n must be below 2^31 (dist_shard_ok says so before training).
+static size_t dist_shard_size(size_t n, int world) { return (n + (size_t)world - 1) / (size_t)world; }
+static void dist_shard(size_t n, int rank, int world, size_t *lo, size_t *hi) {
+    size_t S = dist_shard_size(n, world);
+    *lo = (size_t)rank * S < n ? (size_t)rank * S : n;
+    *hi = *lo + S < n ? *lo + S : n;
+}
+static int dist_shard_ok(size_t n) { return n < ((size_t)1 << 31); }
+#ifdef USE_MPI
+static void dist_shard_counts_(size_t n, int *counts, int *displs) {
+    for (int r = 0; r < g_dist.world; r++) {
+        size_t lo, hi;
+        dist_shard(n, r, g_dist.world, &lo, &hi);
+        counts[r] = (int)(hi - lo);
+        displs[r] = (int)lo;
+    }
+}
+#endif
+// x (n) summed over the ranks; this rank's shard of the sum lands in x[lo..hi) (the rest of x is
+// left as it was). scratch: room for one shard.
+static void dist_reduce_scatter_f32(float *x, size_t n, float *scratch) {
+#ifdef USE_MPI
+    if (g_dist.mpi) {
+        int counts[g_dist.world], displs[g_dist.world];
+        dist_shard_counts_(n, counts, displs);
+        MPI_Reduce_scatter(x, scratch, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        memcpy(x + displs[g_dist.rank], scratch, (size_t)counts[g_dist.rank] * sizeof(float));
+    }
+#endif
+    (void)x; (void)n; (void)scratch;
+}
+// every rank's shard of x (n) to every rank, in place
+static void dist_allgather_f32(float *x, size_t n) {
+#ifdef USE_MPI
+    if (g_dist.mpi) {
+        int counts[g_dist.world], displs[g_dist.world];
+        dist_shard_counts_(n, counts, displs);
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
+    }
+#endif
+    (void)x; (void)n;
+}
+// every rank's shard (its hi - lo values at `shard`) into root's full (n); full is only read on root
+static void dist_gather_f32(const float *shard, float *full, size_t n, int root) {
+#ifdef USE_MPI
+    if (g_dist.mpi) {
+        int counts[g_dist.world], displs[g_dist.world];
+        dist_shard_counts_(n, counts, displs);
+        MPI_Gatherv(shard, counts[g_dist.rank], MPI_FLOAT, full, counts, displs, MPI_FLOAT, root, MPI_COMM_WORLD);
+        return;
+    }
+#endif
+    memcpy(full, shard, n * sizeof(float));
+    (void)root;
+}
+
 // root's `bytes` bytes at buf, to every rank (the NCCL unique id)
 static void dist_bcast(void *buf, size_t bytes, int root) {
 #ifdef USE_MPI

@@ -67,6 +67,7 @@ typedef struct {
     int eval_examples;       // examples per exact-match shard (0: all)
     int eval_show;           // examples printed per exact-match shard
     int stop_at;             // stop after this global step as if interrupted (saves a resumable state)
+    int zero;                // ZeRO stage: 0, or 1 (data-parallel full fine-tuning: AdamW's moments sharded)
     char export_hf[1024];    // write the model, adapter folded in, as a Hugging Face GPT-2 folder
     char export_peft[1024];  // write the adapter as a Hugging Face PEFT LoRA folder
     char import_peft[1024];  // start from a PEFT LoRA folder (GPT-2 keys)
@@ -163,6 +164,7 @@ static const OptSpec options[] = {
     OPT(0, "eval-examples", OPT_INT, eval_examples, "examples per --eval-em shard (0: all)"),
     OPT(0, "eval-show", OPT_INT, eval_show, "examples printed per --eval-em shard"),
     OPT(0, "stop-at", OPT_INT, stop_at, "stop after this step, saving a resumable state in -o (0: never); resume with -y 1"),
+    OPT('z', "zero", OPT_INT, zero, "ZeRO stage (llm.c's -z): 0 | 1: data-parallel full fine-tuning keeps AdamW's moments sharded over the ranks (gradients reduce-scattered, parameters all-gathered; CPU/MPI)"),
     OPT(0, "nan-policy", OPT_STR, nan_policy, "non-finite loss or gradient: stop (keep the last checkpoint) | skip (skip the update)"),
 };
 #define NUM_OPTIONS (int)(sizeof(options) / sizeof(options[0]))
@@ -296,6 +298,9 @@ static int validate_args(const TrainConfig *c) {
     if (c->temperature < 0) BAD("--temperature must be >= 0");
     if (c->print_every <= 0) BAD("--print-every must be > 0");
     if (c->stop_at < 0) BAD("--stop-at must be >= 0");
+    if (c->zero != 0 && c->zero != 1) BAD("-z (ZeRO stage) must be 0 or 1, got %d", c->zero);
+    if (c->zero == 1 && strcmp(c->adapter, "none") != 0)
+        BAD("-z 1 shards full fine-tuning's optimizer state (--adapter none); an adapter's is already small (--adapter %s)", c->adapter);
     if (c->import_peft[0] && c->adapter_in[0]) BAD("--import-peft and --adapter-in are exclusive");
     if (c->stop_at > 0 && !c->output_dir[0]) BAD("--stop-at needs -o DIR to save the state in");
     if (c->eval_examples < 0 || c->eval_show < 0) BAD("--eval-examples and --eval-show must be >= 0");

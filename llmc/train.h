@@ -84,8 +84,9 @@ struct Backend {
     void (*report_setup)(Backend *be);           // after the start-up report
     void (*report_end)(Backend *be, int timed_steps, double seconds); // after the average step
     void (*free)(Backend *be);
-    float *grad_bucket;   // the CPU's allreduce_grads: LoRI-S's kept gradients packed (grad_bucket_n)
+    float *grad_bucket;   // the CPU's allreduce_grads: LoRI-S's kept gradients packed (grad_bucket_n); ZeRO-1's shard
     size_t grad_bucket_n;
+    int zero;             // ZeRO-1 asked (-z 1): the backend shards opt's moments when data parallel (opt->lo, hi)
 };
 
 // What a run measured, for callers that orchestrate runs (the embedded default, ./compare).
@@ -123,6 +124,7 @@ typedef struct {
     int have_train, have_val, val_batches;
     Tokenizer tok;
     Adapter adapter, *ad;    // ad: &adapter, or NULL for full fine-tuning
+    AdamW io_opt;            // the optimizer as the output files see it (ZeRO-1: its moments gathered on rank 0)
     float *B_loaded;         // continual learning: the loaded adapter's B, restored for its LoRI-S phase
     uint8_t *mask_loaded;
     Phase phases[2];
@@ -197,10 +199,27 @@ static int run_check_ranks_agree(Run *r, const char *when) {
         RUN_FAIL(r, "%s", e);
     if (ad && dist_check_identical(what, ad->params, (ad->nA + ad->nB) * sizeof(float), e, sizeof(e)) != 0) RUN_FAIL(r, "%s", e);
     snprintf(what, sizeof(what), "the AdamW moments %s", when);
+    if (adamw_sharded(&r->opt)) return 0; // ZeRO-1: each rank holds its own shard of them
     if (dist_check_identical(what, r->opt.m, r->opt.total * sizeof(float), e, sizeof(e)) != 0 ||
         dist_check_identical(what, r->opt.v, r->opt.total * sizeof(float), e, sizeof(e)) != 0)
         RUN_FAIL(r, "%s", e);
     return 0;
+}
+
+// ZeRO-1 and state.bin: the file holds every moment (so a run resumes at any rank count, with or
+// without -z). gather: every rank's shard into full-size buffers on rank 0 (a collective: every rank
+// calls it); scatter: a full-size AdamW read from the file, each rank keeping its shard.
+static void run_gather_moments(Run *r, AdamW *full) {
+    *full = r->opt;
+    if (!adamw_sharded(&r->opt)) return;
+    full->lo = 0; full->hi = full->total;
+    full->m = dist_is_main() ? xcalloc(full->total, sizeof(float), "optimizer m (gathered)") : NULL;
+    full->v = dist_is_main() ? xcalloc(full->total, sizeof(float), "optimizer v (gathered)") : NULL;
+    dist_gather_f32(r->opt.m, full->m, full->total, 0);
+    dist_gather_f32(r->opt.v, full->v, full->total, 0);
+}
+static void run_free_gathered(Run *r, AdamW *full) {
+    if (full->m != r->opt.m) { free(full->m); free(full->v); }
 }
 
 // -e: an llm.c checkpoint file, or a descriptor for random init.
@@ -426,7 +445,20 @@ static int run_open_outputs(Run *r) {
         join_path(r->path, sizeof(r->path), cfg->output_dir, "state.bin");
         if (load_state(r->path, &r->model, NULL, &r->pos, e, sizeof(e)) != 0) RUN_FAIL(r, "-y: %s", e);
         setup_optimizer(be, cfg); // the groups of the restored mask, then the moments
-        if (load_state(r->path, &r->model, &r->opt, &r->pos, e, sizeof(e)) != 0) RUN_FAIL(r, "-y: %s", e);
+        AdamW full = r->opt;      // ZeRO-1: the file's every moment, then this rank's shard of them
+        if (adamw_sharded(&r->opt)) {
+            full.lo = 0; full.hi = full.total;
+            full.m = xcalloc(full.total, sizeof(float), "optimizer m (resume)");
+            full.v = xcalloc(full.total, sizeof(float), "optimizer v (resume)");
+        }
+        int rc = load_state(r->path, &r->model, &full, &r->pos, e, sizeof(e));
+        if (adamw_sharded(&r->opt)) {
+            memcpy(r->opt.m, full.m + r->opt.lo, (r->opt.hi - r->opt.lo) * sizeof(float));
+            memcpy(r->opt.v, full.v + r->opt.lo, (r->opt.hi - r->opt.lo) * sizeof(float));
+            r->opt.t = full.t;
+            free(full.m); free(full.v);
+        } else r->opt = full;
+        if (rc != 0) RUN_FAIL(r, "-y: %s", e);
         if (r->have_train && dataloader_seek(&r->train, r->pos.epoch, r->pos.shard, r->pos.row) != 0) RUN_FAIL(r, "-y: %s", r->train.err);
         printf("resumed from %s at step %d (phase %d)\n", r->path, r->pos.step, r->pos.phase);
     } else {
@@ -596,12 +628,13 @@ static int run_stage_boundary(Run *r, int lstep, int last) {
 }
 
 // The resumable state after `step` steps, into DIR/state.bin, from the host's copies.
-static int run_save_state(Run *r, int step) {
+// opt: the run's AdamW, or under ZeRO-1 its moments gathered (run_gather_moments).
+static int run_save_state(Run *r, AdamW *opt, int step) {
     char e[1024];
     TrainPos save = r->pos;
     save.step = step;
     join_path(r->path, sizeof(r->path), r->cfg->output_dir, "state.bin");
-    if (save_state(r->path, &r->model, &r->opt, &save, e, sizeof(e)) != 0) RUN_FAIL(r, "checkpoint: %s", e);
+    if (save_state(r->path, &r->model, opt, &save, e, sizeof(e)) != 0) RUN_FAIL(r, "checkpoint: %s", e);
     return 0;
 }
 
@@ -609,7 +642,11 @@ static int run_save_state(Run *r, int step) {
 static int run_checkpoint(Run *r, int step) {
     r->be->sync(r->be, 1);
     if (run_check_ranks_agree(r, "at the checkpoint") != 0) return -1;
-    return dist_is_main() ? run_save_state(r, step) : 0;
+    AdamW full;
+    run_gather_moments(r, &full);
+    int rc = dist_is_main() ? run_save_state(r, &full, step) : 0;
+    run_free_gathered(r, &full);
+    return rc;
 }
 
 // One step of phase P (starting at global step phase_start): validation and a sample when due, the
@@ -724,7 +761,7 @@ static int run_write_run_files(Run *r) {
         if (gpt2_write_checkpoint(&r->model.config, p, r->model.num_parameters, r->path, e, sizeof(e)) != 0) RUN_FAIL(r, "%s", e);
         printf("wrote %s%s\n", r->path, ad ? " (the base with every PLoRA stage and the last adapter folded in)" : "");
     }
-    if (!r->stopped && run_save_state(r, r->pos.step) != 0) return -1; // synced by run_final_evaluation
+    if (!r->stopped && run_save_state(r, &r->io_opt, r->pos.step) != 0) return -1; // synced by run_final_evaluation
     return 0;
 }
 
@@ -800,8 +837,11 @@ static int run_write_outputs(Run *r) {
     TrainConfig *cfg = r->cfg;
     char e[1024];
     if (run_check_ranks_agree(r, "at the end") != 0) return -1;
-    if (!dist_is_main()) return cfg->eval_em[0] ? run_exact_match(r) : 0;
-    if (cfg->output_dir[0] && run_write_run_files(r) != 0) return -1;
+    run_gather_moments(r, &r->io_opt); // (every rank: a collective under ZeRO-1)
+    if (!dist_is_main()) { run_free_gathered(r, &r->io_opt); return cfg->eval_em[0] ? run_exact_match(r) : 0; }
+    int wrote = !cfg->output_dir[0] || run_write_run_files(r) == 0;
+    run_free_gathered(r, &r->io_opt);
+    if (!wrote) return -1;
     if (cfg->export_peft[0]) {
         if (!r->ad) RUN_FAIL(r, "--export-peft needs an adapter (--adapter lora|lori|plora)");
         if (peft_export(r->ad, cfg->export_peft, cfg->model, e, sizeof(e)) != 0) RUN_FAIL(r, "--export-peft: %s", e);

@@ -12,6 +12,10 @@ trainer binary run by mpirun on 2 ranks against one process with the same total 
     a model that gets examples right on both ranks' shares;
   - resume at another rank count: 2 ranks stop at step 4, 1 process goes on (and 1 -> 2): the
     same losses and parameters as straight through;
+  - ZeRO-1 (-z 1, full fine-tuning): 2 ranks with AdamW's moments sharded = 1 process, with weight
+    decay and clipping on (both cut across the shard boundary); each rank reports its half; a
+    sharded run's state.bin resumes in one process without -z (and one process's under -z 1 on 2
+    ranks) to the same losses and parameters; -z 1 with an adapter, or -z 2, is refused;
   - the checks that ranks agree fire (LLMC_DIST_FAULT makes rank 1's checksum differ);
   - a rank killed mid-run ends the job with an error and the last checkpoint is intact (a
     one-process resume from it runs); a SIGTERM to one rank stops all after the same step, with a
@@ -235,6 +239,46 @@ START_TEST(test_resume_other_rank_count) {
 END_TEST
 
 // ---------------------------------------------------------------------------
+// ZeRO-1: the moments sharded over the ranks, the same training
+
+START_TEST(test_zero1_full) {
+    // weight decay on the 2-D weights and clipping (a tiny threshold: every step clips) both
+    // depend on entries of the other rank's shard
+    const char *flags = "--adapter none -x 6 -l 1e-3 -c 0.1 --grad-clip 0.05 -n 3";
+    char z[256];
+    snprintf(z, sizeof(z), "%s -z 1", flags);
+    train_ok(0, "zero_1", flags);
+    train_ok(2, "zero_2", z);
+    char *s = slurp_text(TDIR "/zero_2.log");
+    ck_assert_msg(strstr(s, "ZeRO-1: AdamW's moments sharded over 2 ranks") != NULL, "no ZeRO-1 line in zero_2.log");
+    free(s);
+    compare_losses("zero_2", "zero_1");
+    compare_params("zero_2", "zero_1", 1);
+    // a sharded checkpoint holds every moment: 2 ranks with -z 1 stop at step 3, 1 process goes on
+    char first[256], rest[256];
+    snprintf(first, sizeof(first), "%s --stop-at 3", z);
+    snprintf(rest, sizeof(rest), "%s -y 1", flags);
+    train_ok(2, "zero_21", first);
+    train_ok(0, "zero_21", rest);
+    compare_losses("zero_21", "zero_1");
+    compare_params("zero_21", "zero_1", 1);
+    // and 1 process's state on 2 sharded ranks
+    snprintf(first, sizeof(first), "%s --stop-at 3", flags);
+    snprintf(rest, sizeof(rest), "%s -y 1", z);
+    train_ok(0, "zero_12", first);
+    train_ok(2, "zero_12", rest);
+    compare_losses("zero_12", "zero_1");
+    compare_params("zero_12", "zero_1", 1);
+    // refused: an adapter, another stage
+    ck_assert_int_ne(train(2, "zero_bad", "--adapter lora -x 2 -z 1"), 0);
+    s = slurp_text(TDIR "/zero_bad.log");
+    ck_assert_msg(strstr(s, "-z 1 shards full fine-tuning's optimizer state") != NULL, "no -z error in zero_bad.log");
+    free(s);
+    ck_assert_int_ne(train(0, "zero_bad2", "--adapter none -x 2 -z 2"), 0);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
 // the agreement checks fire: rank 1's checksum is made to differ
 
 static void expect_disagreement(const char *what, const char *extra) {
@@ -380,6 +424,7 @@ int main(void) {
     tcase_add_test(tc, test_parity_lori);
     tcase_add_test(tc, test_parity_plora);
     tcase_add_test(tc, test_resume_other_rank_count);
+    tcase_add_test(tc, test_zero1_full);
     tcase_add_test(tc, test_checks_fire);
     tcase_add_test(tc, test_rank_killed);
     tcase_add_test(tc, test_signal_one_rank);
