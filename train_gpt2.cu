@@ -460,7 +460,7 @@ template <typename T> int model_opt_setup(GPT2GPU<T> &m) {
     return -1;
 }
 template <typename T> void model_opt_copy(GPT2GPU<T> &m, float *mom, float *var, cudaMemcpyKind dir) {
-    size_t n = m.opt.total * sizeof(float);
+    size_t n = m.opt.shard_n() * sizeof(float); // ZeRO-1: this rank's shard of them
     bool in = dir == cudaMemcpyHostToDevice;
     CUDA_CHECK(cudaMemcpy(in ? (void *)m.opt.m : mom, in ? (void *)mom : m.opt.m, n, dir));
     CUDA_CHECK(cudaMemcpy(in ? (void *)m.opt.v : var, in ? (void *)var : m.opt.v, n, dir));
@@ -562,6 +562,11 @@ void gpu_get_adapter_grads(GPUModel *m, float *g) {
     ON_MODEL(m, M.ad.gab32 ? CUDA_CHECK(cudaMemcpy(g, M.ad.gab32, (M.ad.nA + M.ad.nB) * sizeof(float), cudaMemcpyDeviceToHost)) : (void)0);
 }
 void gpu_trainable_grads(GPUModel *m, float **g, size_t *n, void **stream) { ON_MODEL(m, trainable_grads(M, g, n, stream)); }
+void gpu_opt_shard(GPUModel *m, size_t lo, size_t hi) { ON_MODEL(m, (M.opt.lo = lo, M.opt.hi = hi)); }
+double gpu_grad_sumsq(GPUModel *m) { return ON_MODEL(m, (prof_mark(M.prof, PC_OPT), opt_grad_sumsq(M.opt, M.st))); }
+void gpu_full_params(GPUModel *m, float **p32, void **px, int *px_is_bf16) {
+    ON_MODEL(m, (*p32 = M.params.p32, *px = (void *)M.params.pX, *px_is_bf16 = M.is_bf16));
+}
 void gpu_synchronize(GPUModel *m) { ON_MODEL(m, (prof_flush(M.prof), CUDA_CHECK(cudaStreamSynchronize(M.st)))); }
 void gpu_memory(GPUModel *m, size_t *now, size_t *peak) { ON_MODEL(m, (*now = M.mem.now, *peak = M.mem.peak)); }
 }

@@ -49,6 +49,7 @@ typedef struct {
     Backend be;       // first: the loop's Backend * points here
     int bf16, T;
     GPUModel *gm;
+    size_t zero_S;    // ZeRO-1 (-z 1 under mpirun, NCCL): the shard size S (0: off); rank r updates [r S, (r+1) S)
 #ifdef USE_NCCL
     NcclDP dp;        // under mpirun: this rank's GPU and the communicator
 #endif
@@ -59,10 +60,6 @@ static GPUModel *gpu_of(Backend *be) { return ((GPUBackend *)be)->gm; }
 // The GPU model of the host's model and adapter shapes; their values come with gpu_be_load.
 static int gpu_be_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
     GPUBackend *g = (GPUBackend *)be;
-    if (cfg->zero) { // (checked before anything is allocated)
-        snprintf(be->err, sizeof(be->err), "-z 1 (ZeRO-1) is the CPU trainer's (MPI); the GPU trainer keeps every moment on every GPU: drop -z");
-        return -1;
-    }
     be->model->adapter = ad; // the host model holds parameters only (no activations): the GPU computes
     GPT2Config c = be->model->config;
     GPUConfig gc = {c.max_seq_len, c.vocab_size, c.padded_vocab_size, c.num_layers, c.num_heads, c.channels};
@@ -90,16 +87,38 @@ static int gpu_be_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
 #endif
     g->gm = gpu_create(&gc, be->model->params_memory, ad ? &d : NULL, cfg->B, cfg->T, g->bf16, cfg->ref_kernels, err, sizeof(err));
     if (!g->gm) { snprintf(be->err, sizeof(be->err), "GPU: %s", err); return -1; }
+    // ZeRO-1 whenever NCCL runs (also at world size 1, where the shard is everything: the path is
+    // the same); started without mpirun there is nothing to shard and -z 1 changes nothing
+    be->zero = 0;
+    g->zero_S = 0;
+#ifdef USE_NCCL
+    if (cfg->zero == 1 && g->dp.on) {
+        if (dist_world() > GPU_ZERO_PAD) { snprintf(be->err, sizeof(be->err), "-z 1: at most %d ranks", GPU_ZERO_PAD); return -1; }
+        be->zero = 1;
+        g->zero_S = dist_shard_size(be->model->num_parameters, dist_world());
+        size_t l = strlen(dp_desc);
+        snprintf(dp_desc + l, sizeof(dp_desc) - l, " | ZeRO-1");
+    }
+#endif
     snprintf(be->desc, sizeof(be->desc), "GPU: %s | host threads %d%s", gpu_describe(g->gm), be->nthreads, dp_desc);
     return 0;
 }
 
 // the host's AdamW is only a container for t and, around state files, the moments
+// ZeRO-1: the host's container holds this rank's shard, as the GPU does
 static void gpu_be_opt_setup(Backend *be) {
     Adapter *ad = be->model->adapter;
     adamw_free(be->opt);
     be->opt->total = ad ? adapter_num_trainable(ad) : be->model->num_parameters;
     adamw_alloc(be->opt);
+    if (be->zero) {
+        size_t lo, hi;
+        dist_shard(be->opt->total, dist_rank(), dist_world(), &lo, &hi);
+        adamw_shard(be->opt, lo, hi);
+        gpu_opt_shard(gpu_of(be), lo, hi);
+        printf("ZeRO-1: AdamW's moments sharded over %d rank%s: rank 0 keeps entries [%zu, %zu) of %zu\n", dist_world(),
+               dist_world() > 1 ? "s" : "", lo, hi, be->opt->total);
+    }
 }
 
 // host -> GPU: the base when it trains (full fine-tuning, PLoRA), the adapter, its mask and dropout
@@ -157,14 +176,34 @@ static void gpu_be_allreduce_grads(Backend *be) {
     size_t n;
     void *stream;
     gpu_trainable_grads(gpu_of(be), &grads, &n, &stream);
-    nccl_dp_allreduce(&((GPUBackend *)be)->dp, grads, n, (cudaStream_t)stream);
+    GPUBackend *g = (GPUBackend *)be;
+    if (g->zero_S) nccl_dp_reduce_scatter(&g->dp, grads, g->zero_S, (cudaStream_t)stream); // ZeRO-1: this rank's shard of the sum
+    else nccl_dp_allreduce(&g->dp, grads, n, (cudaStream_t)stream);
 #endif
     (void)be;
 }
-static float gpu_be_grad_norm(Backend *be) { return gpu_grad_norm(gpu_of(be)); }
+static float gpu_be_grad_norm(Backend *be) {
+    if (!((GPUBackend *)be)->zero_S) return gpu_grad_norm(gpu_of(be));
+    double s = gpu_grad_sumsq(gpu_of(be)); // ZeRO-1: the shards' squares, summed over the ranks
+    dist_allreduce_f64(&s, 1);
+    return (float)sqrt(s);
+}
 static void gpu_be_adamw_step(Backend *be, float lr, float weight_decay, float gscale) {
     be->opt->t++;
     gpu_adamw_step(gpu_of(be), lr, weight_decay, gscale, be->opt->t);
+#ifdef USE_NCCL
+    GPUBackend *g = (GPUBackend *)be;
+    if (g->zero_S) { // ZeRO-1: every shard's update (the fp32 masters and the copy the kernels read) to every rank
+        float *p32, *grads;
+        void *px, *stream;
+        int px_bf16;
+        size_t n;
+        gpu_full_params(g->gm, &p32, &px, &px_bf16);
+        gpu_trainable_grads(g->gm, &grads, &n, &stream);
+        nccl_dp_allgather(&g->dp, p32, g->zero_S, 0, (cudaStream_t)stream);
+        if (px != (void *)p32) nccl_dp_allgather(&g->dp, px, g->zero_S, px_bf16, (cudaStream_t)stream);
+    }
+#endif
 }
 
 // lora/adapter.h's plora_unload with the fold on the device: W += (1 - m) s B A, then the same

@@ -61,6 +61,20 @@ static void nccl_dp_allreduce(NcclDP *d, float *grads, size_t n, cudaStream_t st
     NCCL_DP_CHECK(ncclAllReduce(grads, grads, n, ncclFloat, ncclSum, d->comm, stream), "ncclAllReduce");
 }
 
+// ZeRO-1, in place on `stream`: buf (W S floats) summed over the ranks, rank r's S of the sum at
+// buf + r S (NCCL's in-place reduce-scatter); then every rank's S entries at buf + r S to every
+// rank (all-gather), of floats or bf16 (2-byte) values
+static void nccl_dp_reduce_scatter(NcclDP *d, float *buf, size_t S, cudaStream_t stream) {
+    if (!d->on || S == 0) return;
+    NCCL_DP_CHECK(ncclReduceScatter(buf, buf + (size_t)dist_rank() * S, S, ncclFloat, ncclSum, d->comm, stream), "ncclReduceScatter");
+}
+static void nccl_dp_allgather(NcclDP *d, void *buf, size_t S, int bf16, cudaStream_t stream) {
+    if (!d->on || S == 0) return;
+    size_t es = bf16 ? 2 : 4;
+    NCCL_DP_CHECK(ncclAllGather((char *)buf + (size_t)dist_rank() * S * es, buf, S, bf16 ? ncclBfloat16 : ncclFloat, d->comm, stream),
+                  "ncclAllGather");
+}
+
 static void nccl_dp_free(NcclDP *d) {
     if (d->on) ncclCommDestroy(d->comm);
     d->on = 0;

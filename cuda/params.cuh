@@ -54,6 +54,8 @@ template <typename T> struct Params {
     const T *bias(int l, int t) const { return pX + off[target_bias[t]] + (size_t)l * target_out[t] * C; }
 };
 
+// ZeRO-1 pads the parameters and their gradients to W equal shards (NCCL's reduce-scatter and
+// all-gather want equal counts): GPU_ZERO_PAD (gpt2_gpu.h) entries more, zeroed and never computed on
 // need32: an fp32 master; grads: full fine-tuning's gradients
 template <typename T> bool params_alloc(Params<T> &p, const GPUConfig &c, bool need32, bool grads, DeviceMemory &dm) {
     constexpr bool is_bf16 = std::is_same<T, bf16>::value;
@@ -61,9 +63,9 @@ template <typename T> bool params_alloc(Params<T> &p, const GPUConfig &c, bool n
     p.C = c.channels;
     p.n = 0;
     for (int i = 0; i < NUM_PARAMS; i++) { p.off[i] = p.n; p.n += p.size[i]; }
-    if (need32 || !is_bf16) p.p32 = dev_alloc<float>(dm, p.n);
-    p.pX = is_bf16 ? dev_alloc<T>(dm, p.n) : reinterpret_cast<T *>(p.p32);
-    if (grads) p.g32 = dev_alloc<float>(dm, p.n);
+    if (need32 || !is_bf16) p.p32 = dev_alloc<float>(dm, p.n + GPU_ZERO_PAD);
+    p.pX = is_bf16 ? dev_alloc<T>(dm, p.n + GPU_ZERO_PAD) : reinterpret_cast<T *>(p.p32);
+    if (grads) p.g32 = dev_alloc<float>(dm, p.n + GPU_ZERO_PAD);
     return !dm.err[0];
 }
 
@@ -236,8 +238,12 @@ template <typename T> struct Optimizer {
         int decay;
     };
     std::vector<Group> groups;
-    float *m = nullptr, *v = nullptr;
+    float *m = nullptr, *v = nullptr; // the moments of entries [lo, hi) (all of them unless ZeRO-1)
     size_t total = 0;
+    size_t lo = 0, hi = (size_t)-1;   // ZeRO-1's shard (gpu_opt_shard; clipped to total), else everything
+    size_t shard_lo() const { return lo < total ? lo : total; }
+    size_t shard_hi() const { return hi < total ? hi : total; }
+    size_t shard_n() const { return shard_hi() - shard_lo(); }
     double *norm = nullptr; // the squared gradient norm (device)
     int num_sms = 0;
     float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f; // --beta1, --beta2, --eps (gpu_set_adamw; llm.c's CPU values)
@@ -261,20 +267,43 @@ template <typename T> bool opt_setup(Optimizer<T> &o, Params<T> &p, GPUAdapter<T
     }
     dev_free(dm, o.m);
     dev_free(dm, o.v);
-    o.m = dev_alloc<float>(dm, o.total);
-    o.v = dev_alloc<float>(dm, o.total);
+    o.m = dev_alloc<float>(dm, o.shard_n());
+    o.v = dev_alloc<float>(dm, o.shard_n());
     return o.m && o.v;
+}
+// group g (numbered from base) within the shard: entries [*a, *b); false when none. A shard only
+// cuts groups without an index list (full fine-tuning's tensors).
+template <typename T> bool opt_group_range(const Optimizer<T> &o, const typename Optimizer<T>::Group &g, size_t base, size_t *a, size_t *b) {
+    size_t lo = o.shard_lo(), hi = o.shard_hi();
+    if (g.n == 0 || hi <= base || lo >= base + g.n) return false;
+    *a = lo > base ? lo - base : 0;
+    *b = hi < base + g.n ? hi - base : g.n;
+    return true;
 }
 
 // the squared gradient norm into o.norm (enqueued: the training pass's graph ends with it)
 template <typename T> void opt_norm_enqueue(Optimizer<T> &o, cudaStream_t st) {
     CUDA_CHECK(cudaMemsetAsync(o.norm, 0, sizeof(double), st));
+    size_t base = 0;
     for (const auto &g : o.groups) {
-        if (g.n == 0) continue;
-        int blocks = std::min(ceil_div((long)g.n, 256), 4 * o.num_sms);
-        sumsq_kernel<<<blocks, 256, 0, st>>>(o.norm, g.g, g.idx, (long)g.n);
-        CUDA_LAUNCH_CHECK();
+        size_t a, b;
+        if (opt_group_range(o, g, base, &a, &b)) {
+            long n = (long)(b - a);
+            int blocks = std::min(ceil_div(n, 256), 4 * o.num_sms);
+            if (g.idx) sumsq_kernel<<<blocks, 256, 0, st>>>(o.norm, g.g, g.idx + a, n);
+            else sumsq_kernel<<<blocks, 256, 0, st>>>(o.norm, g.g + a, nullptr, n);
+            CUDA_LAUNCH_CHECK();
+        }
+        base += g.n;
     }
+}
+// the squared norm of the shard's gradients, computed now
+template <typename T> double opt_grad_sumsq(Optimizer<T> &o, cudaStream_t st) {
+    opt_norm_enqueue(o, st);
+    double s = 0;
+    CUDA_CHECK(cudaMemcpyAsync(&s, o.norm, sizeof(double), cudaMemcpyDeviceToHost, st));
+    CUDA_CHECK(cudaStreamSynchronize(st));
+    return s;
 }
 // the gradient norm; fresh: o.norm already holds the current gradients' (else computed now)
 template <typename T> float opt_grad_norm(Optimizer<T> &o, bool fresh, cudaStream_t st) {
@@ -291,10 +320,16 @@ template <typename T> void opt_step(Optimizer<T> &o, float lr, float wd, float g
     float bc1 = 1.0f - powf(b1, (float)t), bc2 = 1.0f - powf(b2, (float)t);
     size_t base = 0;
     for (const auto &g : o.groups) {
-        if (g.n) {
-            int blocks = std::min(ceil_div((long)g.n, 256), 8 * o.num_sms);
-            adamw_kernel<T><<<blocks, 256, 0, st>>>(g.p, g.g, o.m + base, o.v + base, g.px, g.idx, (long)g.n, lr, b1, b2, eps, bc1,
-                                                    bc2, g.decay ? wd : 0.0f, gscale);
+        size_t a, b;
+        if (opt_group_range(o, g, base, &a, &b)) {
+            long n = (long)(b - a);
+            int blocks = std::min(ceil_div(n, 256), 8 * o.num_sms);
+            float *mm = o.m + (base + a - o.shard_lo()), *vv = o.v + (base + a - o.shard_lo());
+            if (g.idx) // (unsharded: a = 0, b = n)
+                adamw_kernel<T><<<blocks, 256, 0, st>>>(g.p, g.g, mm, vv, g.px, g.idx + a, n, lr, b1, b2, eps, bc1, bc2, g.decay ? wd : 0.0f, gscale);
+            else
+                adamw_kernel<T><<<blocks, 256, 0, st>>>(g.p + a, g.g + a, mm, vv, g.px ? g.px + a : nullptr, nullptr, n, lr, b1, b2, eps, bc1,
+                                                        bc2, g.decay ? wd : 0.0f, gscale);
             CUDA_LAUNCH_CHECK();
         }
         base += g.n;

@@ -164,7 +164,7 @@ static const OptSpec options[] = {
     OPT(0, "eval-examples", OPT_INT, eval_examples, "examples per --eval-em shard (0: all)"),
     OPT(0, "eval-show", OPT_INT, eval_show, "examples printed per --eval-em shard"),
     OPT(0, "stop-at", OPT_INT, stop_at, "stop after this step, saving a resumable state in -o (0: never); resume with -y 1"),
-    OPT('z', "zero", OPT_INT, zero, "ZeRO stage (llm.c's -z): 0 | 1: data-parallel full fine-tuning keeps AdamW's moments sharded over the ranks (gradients reduce-scattered, parameters all-gathered; CPU/MPI)"),
+    OPT('z', "zero", OPT_INT, zero, "ZeRO stage (llm.c's -z): 0 | 1: data-parallel full fine-tuning keeps AdamW's moments sharded over the ranks (gradients reduce-scattered, parameters all-gathered; MPI or NCCL)"),
     OPT(0, "nan-policy", OPT_STR, nan_policy, "non-finite loss or gradient: stop (keep the last checkpoint) | skip (skip the update)"),
 };
 #define NUM_OPTIONS (int)(sizeof(options) / sizeof(options[0]))

@@ -6,7 +6,8 @@
 #  2. `mpirun -np 1 ./train_loracu ...` (NCCL's all-reduce of the trainable gradients over a
 #     one-rank communicator) against the same run without mpirun, for full fine-tuning, LoRA, LoRI
 #     (D then S) and PLoRA, in fp32, by tests/dist_compare.h's criteria (losses within 1e-6
-#     relative, final parameters within 1e-6 of the largest entry).
+#     relative, final parameters within 1e-6 of the largest entry); and full fine-tuning with -z 1
+#     (ZeRO-1: one shard, through NCCL's reduce-scatter and all-gather) against the plain run.
 #  3. The control: the same run twice without mpirun must agree by the same criteria. cuBLASLt's
 #     algorithm is its heuristic's first choice (cuda/gemm.cuh), the same in every process; with
 #     GPU_GEMM_AUTOTUNE=1 (timed choice) two runs could differ in the last bits (seen in bf16 on an
@@ -54,6 +55,10 @@ variant lora adapter --adapter lora -x 8
 variant lori adapter --adapter lori --lori-stage ds -x 5 --sparsity 0.8
 variant plora model --adapter plora -x 8 --plora-every 3
 variant full model --adapter none -x 6 -l 1e-3
+# ZeRO-1 at world size 1: the sharded path (reduce-scatter, the shard's norm, all-gather) with one shard
+variant zero model --adapter none -x 6 -l 1e-3 -c 0.1 -z 1
+if grep -q "ZeRO-1: AdamW's moments sharded over 1 rank" "$D/zero_nccl.log"; then ok "zero: the mpirun run sharded (ZeRO-1)"
+else bad "zero: no ZeRO-1 line in the mpirun run's log"; fi
 # control: the same run twice without NCCL
 control() {
     v=$1 vkind=$2; shift 2
