@@ -20,7 +20,7 @@ than the CPU time of setting one up.
 The algorithm is cuBLASLt's first heuristic choice for the shape, as in llm.c: the same on every run
 on the same GPU and library, so two runs (or a run with and without NCCL at world size 1) agree bit
 for bit. GPU_GEMM_AUTOTUNE=1 instead times the first GEMM_TUNE_CANDIDATES algorithms of each new
-shape and keeps the fastest (worth ~0.7% at GPT-2 124M, cuda/NOTES.md version 6); timing is noisy,
+shape and keeps the fastest (0.1-0.7% at GPT-2 124M: dev/bench/gemm_choice.sh); timing is noisy,
 so two autotuned runs can pick different algorithms and differ in the last bits.
 */
 #pragma once
