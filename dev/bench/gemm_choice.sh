@@ -8,6 +8,7 @@
 # the ratio autotuned / heuristic per trainer, and the reruns' spread (each run twice, alternating).
 #   make -j cuda && sh dev/bench/gemm_choice.sh            [STEPS=30 TINY_STEPS=400 OUT=dev/bench/out/gemm_choice]
 set -u
+cd "$(dirname "$0")/../.."
 STEPS=${STEPS:-30}
 TINY_STEPS=${TINY_STEPS:-400}
 OUT=${OUT:-dev/bench/out/gemm_choice}
@@ -15,18 +16,7 @@ mkdir -p "$OUT"
 for b in train_gpt2cu train_loracu; do
     [ -x "./$b" ] || { echo "error: ./$b not built (make -j cuda)" >&2; exit 1; }
 done
-python3 - "$OUT" $(( (STEPS + 2) * 16 * 1024 + 1 )) $(( (TINY_STEPS + 2) * 16 * 64 + 1 )) <<'EOF'
-import os, struct, sys, array, random
-out, n, nt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for name, count, vocab in (("bench_train.bin", n, 50257), ("bench_tiny.bin", nt, 257)):
-    path = os.path.join(out, name)
-    if os.path.exists(path) and os.path.getsize(path) == 1024 + 2 * count: continue
-    random.seed(1234)
-    tok = array.array("H", (random.randrange(vocab) for _ in range(count)))
-    with open(path, "wb") as f:
-        f.write(struct.pack("<256i", 20240520, 1, count, *([0] * 253)))
-        f.write(tok.tobytes())
-EOF
+python3 dev/bench/bench_data.py "$OUT" $(( (STEPS + 2) * 16 * 1024 + 1 )) $(( (TINY_STEPS + 2) * 16 * 64 + 1 )) || exit 1
 BIG="-e d12 -i $OUT/bench_train.bin -b 16 -t 1024 -x $STEPS -l 1e-4 -s 0 -v 0 --shuffle 0 --print-every 1"
 TINY="-e L=4,C=128,H=4,V=257,T=128 -i $OUT/bench_tiny.bin -b 16 -t 64 -x $TINY_STEPS -l 1e-3 -s 0 -v 0 --shuffle 0 --print-every 1000"
 run() { # name autotune binary flags...

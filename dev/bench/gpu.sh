@@ -72,18 +72,7 @@ fi
 [ -z "$BUILD_ONLY" ] || exit 0
 
 # ---- data: one random shard for 124M's shape, one for the tiny model
-python3 - "$OUT" $(( (STEPS + 2) * 16 * 1024 + 1 )) $(( (TINY_STEPS + 2) * 16 * 64 + 1 )) <<'EOF'
-import os, struct, sys, array, random
-out, n, nt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for name, count, vocab in (("bench_train.bin", n, 50257), ("bench_tiny.bin", nt, 257)):
-    path = os.path.join(out, name)
-    if os.path.exists(path) and os.path.getsize(path) == 1024 + 2 * count: continue
-    random.seed(1234)
-    tok = array.array("H", (random.randrange(vocab) for _ in range(count)))
-    with open(path, "wb") as f:
-        f.write(struct.pack("<256i", 20240520, 1, count, *([0] * 253)))
-        f.write(tok.tobytes())
-EOF
+python3 dev/bench/bench_data.py "$OUT" $(( (STEPS + 2) * 16 * 1024 + 1 )) $(( (TINY_STEPS + 2) * 16 * 64 + 1 )) || exit 1
 
 # ---- the runs
 COMMON="-e d12 -i $OUT/bench_train.bin -b 16 -t 1024 -x $STEPS -l 1e-4 -s 0 -v 0 --shuffle 0 --print-every 1"
