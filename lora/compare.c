@@ -1635,6 +1635,62 @@ static int parse_list(const char *s, double *out, int max) {
     return n;
 }
 
+// What the command line gave for the settings a profile also sets (-1 / NULL: the profile's).
+typedef struct {
+    int steps, seeds, rank, B, T, eval_ex, val_ex, threads, cont_max;
+    const char *lrs[NUM_VARIANTS], *ranks, *stages;
+} CmpFlags;
+
+// The profile's values where the flags gave none. 0, or 1 after an error message.
+static int compare_apply_profile(Compare *cm, const CmpFlags *fl) {
+    int quick = cm->quick = strcmp(cm->profile, "quick") == 0, full = strcmp(cm->profile, "full") == 0;
+    cm->steps = fl->steps > 0 ? fl->steps : quick ? CMP_QUICK_STEPS : CMP_STEPS;
+    cm->nseeds = fl->seeds > 0 ? fl->seeds : quick ? 2 : 3;
+    if (cm->nseeds > CMP_MAX_SEEDS) { fprintf(stderr, "error: --seeds: at most %d\n", CMP_MAX_SEEDS); return 1; }
+    cm->rank = fl->rank; cm->B = fl->B; cm->T = fl->T;
+    cm->eval_examples = fl->eval_ex >= 0 ? fl->eval_ex : quick ? 24 : full ? 0 : 250;
+    cm->val_examples = fl->val_ex >= 0 ? fl->val_ex : quick ? 24 : full ? 0 : 250;
+    cm->val_batches = quick ? 4 : 20;
+    cm->continual_max = fl->cont_max >= 0 ? fl->cont_max : quick || full ? 0 : 2;
+    for (int v = 0; v < NUM_VARIANTS; v++) {
+        if (fl->lrs[v]) {
+            double x[CMP_MAX_LRS];
+            int n = parse_list(fl->lrs[v], x, CMP_MAX_LRS);
+            if (n <= 0) { fprintf(stderr, "error: --lrs-%s: expects 1 to %d positive rates, comma-separated, got '%s'\n", variants[v].name, CMP_MAX_LRS, fl->lrs[v]); return 1; }
+            cm->nlrs[v] = n;
+            for (int i = 0; i < n; i++) cm->lrs[v][i] = (float)x[i];
+        } else if (!full) {
+            cm->nlrs[v] = 2;
+            for (int i = 0; i < 2; i++) cm->lrs[v][i] = default_lrs[v][1 + i];
+        } else {
+            cm->nlrs[v] = 4;
+            for (int i = 0; i < 4; i++) cm->lrs[v][i] = default_lrs[v][i];
+        }
+    }
+    const int *pr = quick ? quick_ranks : full ? full_ranks : cpu_ranks, *ps = quick ? quick_stages : full ? full_stages : cpu_stages;
+    cm->nranks = quick ? 2 : full ? 4 : 2;
+    cm->nstages = quick ? 1 : full ? 2 : 1;
+    for (int i = 0; i < cm->nranks; i++) cm->ranks[i] = pr[i];
+    for (int j = 0; j < cm->nstages; j++) cm->stages[j] = ps[j];
+    if (fl->ranks) {
+        double x[CMP_MAX_RANKS];
+        int n = parse_list(fl->ranks, x, CMP_MAX_RANKS);
+        if (n <= 0) { fprintf(stderr, "error: --plora-ranks: 1 to %d positive integers\n", CMP_MAX_RANKS); return 1; }
+        cm->nranks = n;
+        for (int i = 0; i < n; i++) cm->ranks[i] = (int)x[i];
+    }
+    if (fl->stages) {
+        double x[CMP_MAX_STAGES];
+        int n = parse_list(fl->stages, x, CMP_MAX_STAGES);
+        if (n <= 0) { fprintf(stderr, "error: --plora-stages: 1 to %d positive integers\n", CMP_MAX_STAGES); return 1; }
+        cm->nstages = n;
+        for (int j = 0; j < n; j++) cm->stages[j] = (int)x[j];
+    }
+    if (cm->use_variant[V_LORI_S]) cm->use_variant[V_LORI_D] = 1; // LoRI-S's D stage runs at LoRI-D's chosen rate
+    for (int t = 0; t < CMP_MAX_TASKS; t++) for (int v = 0; v < NUM_VARIANTS; v++) cm->best[t][v] = -1;
+    return 0;
+}
+
 // The command line into cm: the profile, then every flag over it. 0: go on; 1: a bad flag (said);
 // 2: help printed. *threads and *quick are what the rest of compare_main needs besides cm.
 static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_out, int *quick_out) {
@@ -1648,9 +1704,7 @@ static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_o
     cm->bf16 = 1;
     for (int v = 0; v < NUM_VARIANTS; v++) cm->use_variant[v] = 1;
     cm->parts_merge = cm->parts_continual = cm->parts_plora = 1;
-    int cont_max = -1;
-    int steps = -1, seeds = -1, rank = DEFAULT_RANK, B = DEFAULT_B, T = DEFAULT_T, eval_ex = -1, val_ex = -1, threads = 0;
-    const char *lrs_arg[NUM_VARIANTS] = {0}, *ranks_arg = NULL, *stages_arg = NULL;
+    CmpFlags fl = {-1, -1, DEFAULT_RANK, DEFAULT_B, DEFAULT_T, -1, -1, 0, -1, {0}, NULL, NULL};
     for (int i = 0; i < (int)(sizeof(cm->cmdline) - 1) && i < argc; i++) {
         size_t l = strlen(cm->cmdline);
 #ifdef COMPARE_GPU
@@ -1693,16 +1747,16 @@ static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_o
                 if (found < 0) { fprintf(stderr, "error: --variants: unknown '%s' (full,lora,lori_d,lori_s,plora)\n", tok); return 1; }
                 cm->use_variant[found] = 1;
             }
-        } else if (strcmp(a, "--steps") == 0) INTARG(steps, 2);
-        else if (strcmp(a, "--seeds") == 0) INTARG(seeds, 1);
-        else if (strcmp(a, "--rank") == 0) INTARG(rank, 1);
-        else if (strcmp(a, "-b") == 0) INTARG(B, 1);
-        else if (strcmp(a, "-t") == 0) INTARG(T, 2);
-        else if (strcmp(a, "--eval-examples") == 0) INTARG(eval_ex, 0);
-        else if (strcmp(a, "--val-examples") == 0) INTARG(val_ex, 0);
-        else if (strcmp(a, "--threads") == 0) INTARG(threads, 0);
+        } else if (strcmp(a, "--steps") == 0) INTARG(fl.steps, 2);
+        else if (strcmp(a, "--seeds") == 0) INTARG(fl.seeds, 1);
+        else if (strcmp(a, "--rank") == 0) INTARG(fl.rank, 1);
+        else if (strcmp(a, "-b") == 0) INTARG(fl.B, 1);
+        else if (strcmp(a, "-t") == 0) INTARG(fl.T, 2);
+        else if (strcmp(a, "--eval-examples") == 0) INTARG(fl.eval_ex, 0);
+        else if (strcmp(a, "--val-examples") == 0) INTARG(fl.val_ex, 0);
+        else if (strcmp(a, "--threads") == 0) INTARG(fl.threads, 0);
         else if (strcmp(a, "--resume") == 0) cm->resume = 1;
-        else if (strcmp(a, "--continual-tasks") == 0) INTARG(cont_max, 0);
+        else if (strcmp(a, "--continual-tasks") == 0) INTARG(fl.cont_max, 0);
         else if (strncmp(a, "--lrs-", 6) == 0) {
             const char *nm = a + 6;
             int found = -1;
@@ -1714,7 +1768,7 @@ static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_o
             }
             if (found < 0) { fprintf(stderr, "error: unknown flag '%s' (--lrs-full, --lrs-lora, --lrs-lori-d, --lrs-lori-s, --lrs-plora)\n", a); return 1; }
             NEED();
-            lrs_arg[found] = argv[++i];
+            fl.lrs[found] = argv[++i];
         } else if (strcmp(a, "--parts") == 0) {
             NEED();
             cm->parts_merge = cm->parts_continual = cm->parts_plora = 0;
@@ -1728,8 +1782,8 @@ static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_o
             }
         } else if (strcmp(a, "--continual-from") == 0) { NEED(); snprintf(cm->continual_from, sizeof(cm->continual_from), "%s", argv[++i]); }
         else if (strcmp(a, "--plora-task") == 0) { NEED(); snprintf(cm->plora_task, sizeof(cm->plora_task), "%s", argv[++i]); }
-        else if (strcmp(a, "--plora-ranks") == 0) { NEED(); ranks_arg = argv[++i]; }
-        else if (strcmp(a, "--plora-stages") == 0) { NEED(); stages_arg = argv[++i]; }
+        else if (strcmp(a, "--plora-ranks") == 0) { NEED(); fl.ranks = argv[++i]; }
+        else if (strcmp(a, "--plora-stages") == 0) { NEED(); fl.stages = argv[++i]; }
 #ifdef COMPARE_GPU
         else if (strcmp(a, "--precision") == 0) {
             NEED();
@@ -1743,55 +1797,9 @@ static int compare_parse_args(Compare *cm, int argc, char **argv, int *threads_o
     }
 #undef INTARG
 #undef NEED
-    // the profile's values, then the flags'
-    int quick = cm->quick = strcmp(cm->profile, "quick") == 0, full = strcmp(cm->profile, "full") == 0;
-    cm->steps = steps > 0 ? steps : quick ? CMP_QUICK_STEPS : CMP_STEPS;
-    cm->nseeds = seeds > 0 ? seeds : quick ? 2 : 3;
-    if (cm->nseeds > CMP_MAX_SEEDS) { fprintf(stderr, "error: --seeds: at most %d\n", CMP_MAX_SEEDS); return 1; }
-    cm->rank = rank; cm->B = B; cm->T = T;
-    cm->eval_examples = eval_ex >= 0 ? eval_ex : quick ? 24 : full ? 0 : 250;
-    cm->val_examples = val_ex >= 0 ? val_ex : quick ? 24 : full ? 0 : 250;
-    cm->val_batches = quick ? 4 : 20;
-    cm->continual_max = cont_max >= 0 ? cont_max : quick || full ? 0 : 2;
-    for (int v = 0; v < NUM_VARIANTS; v++) {
-        if (lrs_arg[v]) {
-            double x[CMP_MAX_LRS];
-            int n = parse_list(lrs_arg[v], x, CMP_MAX_LRS);
-            if (n <= 0) { fprintf(stderr, "error: --lrs-%s: expects 1 to %d positive rates, comma-separated, got '%s'\n", variants[v].name, CMP_MAX_LRS, lrs_arg[v]); return 1; }
-            cm->nlrs[v] = n;
-            for (int i = 0; i < n; i++) cm->lrs[v][i] = (float)x[i];
-        } else if (!full) {
-            cm->nlrs[v] = 2;
-            for (int i = 0; i < 2; i++) cm->lrs[v][i] = default_lrs[v][1 + i];
-        } else {
-            cm->nlrs[v] = 4;
-            for (int i = 0; i < 4; i++) cm->lrs[v][i] = default_lrs[v][i];
-        }
-    }
-    const int *pr = quick ? quick_ranks : full ? full_ranks : cpu_ranks, *ps = quick ? quick_stages : full ? full_stages : cpu_stages;
-    cm->nranks = quick ? 2 : full ? 4 : 2;
-    cm->nstages = quick ? 1 : full ? 2 : 1;
-    for (int i = 0; i < cm->nranks; i++) cm->ranks[i] = pr[i];
-    for (int j = 0; j < cm->nstages; j++) cm->stages[j] = ps[j];
-    if (ranks_arg) {
-        double x[CMP_MAX_RANKS];
-        int n = parse_list(ranks_arg, x, CMP_MAX_RANKS);
-        if (n <= 0) { fprintf(stderr, "error: --plora-ranks: 1 to %d positive integers\n", CMP_MAX_RANKS); return 1; }
-        cm->nranks = n;
-        for (int i = 0; i < n; i++) cm->ranks[i] = (int)x[i];
-    }
-    if (stages_arg) {
-        double x[CMP_MAX_STAGES];
-        int n = parse_list(stages_arg, x, CMP_MAX_STAGES);
-        if (n <= 0) { fprintf(stderr, "error: --plora-stages: 1 to %d positive integers\n", CMP_MAX_STAGES); return 1; }
-        cm->nstages = n;
-        for (int j = 0; j < n; j++) cm->stages[j] = (int)x[j];
-    }
-    if (cm->use_variant[V_LORI_S]) cm->use_variant[V_LORI_D] = 1; // LoRI-S's D stage runs at LoRI-D's chosen rate
-    for (int t = 0; t < CMP_MAX_TASKS; t++) for (int v = 0; v < NUM_VARIANTS; v++) cm->best[t][v] = -1;
-
-    *threads_out = threads;
-    *quick_out = quick;
+    if (compare_apply_profile(cm, &fl) != 0) return 1;
+    *threads_out = fl.threads;
+    *quick_out = cm->quick;
     return 0;
 }
 
