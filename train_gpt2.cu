@@ -564,8 +564,8 @@ void gpu_get_adapter_grads(GPUModel *m, float *g) {
 void gpu_trainable_grads(GPUModel *m, float **g, size_t *n, void **stream) { ON_MODEL(m, trainable_grads(M, g, n, stream)); }
 void gpu_opt_shard(GPUModel *m, size_t lo, size_t hi) { ON_MODEL(m, (M.opt.lo = lo, M.opt.hi = hi)); }
 double gpu_grad_sumsq(GPUModel *m) { return ON_MODEL(m, (prof_mark(M.prof, PC_OPT), opt_grad_sumsq(M.opt, M.st))); }
-void gpu_full_params(GPUModel *m, float **p32, void **px, int *px_is_bf16) {
-    ON_MODEL(m, (*p32 = M.params.p32, *px = (void *)M.params.pX, *px_is_bf16 = M.is_bf16));
+void gpu_full_params(GPUModel *m, float **p32, void **px, int *px_is_bf16, void **stream) {
+    ON_MODEL(m, (*p32 = M.params.p32, *px = (void *)M.params.pX, *px_is_bf16 = M.is_bf16, *stream = (void *)M.st));
 }
 void gpu_synchronize(GPUModel *m) { ON_MODEL(m, (prof_flush(M.prof), CUDA_CHECK(cudaStreamSynchronize(M.st)))); }
 void gpu_memory(GPUModel *m, size_t *now, size_t *peak) { ON_MODEL(m, (*now = M.mem.now, *peak = M.mem.peak)); }

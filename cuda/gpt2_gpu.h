@@ -86,11 +86,11 @@ void gpu_trainable_grads(GPUModel *m, float **grads, size_t *n, void **stream);
 // ZeRO-1 (full fine-tuning): keep the moments of trainable entries [lo, hi) only and update only
 // them (set before gpu_opt_setup; gpu_opt_get/set then move hi - lo of each); the squared norm of
 // that shard's gradients; the fp32 masters and the copy the kernels read (bf16 or the same fp32),
-// each with room for GPU_ZERO_PAD more entries, for the all-gather
+// each with room for GPU_ZERO_PAD more entries, for the all-gather, and the model's stream
 #define GPU_ZERO_PAD 4096 // the padding, and so the most ranks ZeRO-1 takes
 void gpu_opt_shard(GPUModel *m, size_t lo, size_t hi);
 double gpu_grad_sumsq(GPUModel *m);
-void gpu_full_params(GPUModel *m, float **p32, void **px, int *px_is_bf16);
+void gpu_full_params(GPUModel *m, float **p32, void **px, int *px_is_bf16, void **stream);
 void gpu_synchronize(GPUModel *m);
 // bytes of device memory this model holds now / at most so far (parameters, optimizer state,
 // activations, scratch, cuBLASLt workspace; the CUDA context itself not included)

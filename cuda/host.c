@@ -94,6 +94,10 @@ static int gpu_be_setup(Backend *be, Adapter *ad, const TrainConfig *cfg) {
 #ifdef USE_NCCL
     if (cfg->zero == 1 && g->dp.on) {
         if (dist_world() > GPU_ZERO_PAD) { snprintf(be->err, sizeof(be->err), "-z 1: at most %d ranks", GPU_ZERO_PAD); return -1; }
+        if (!dist_shard_ok(be->model->num_parameters)) { // (the moments are gathered by MPI, int counts, for state.bin)
+            snprintf(be->err, sizeof(be->err), "-z 1: %zu trainable values; ZeRO-1's MPI counts hold at most 2^31 - 1", be->model->num_parameters);
+            return -1;
+        }
         be->zero = 1;
         g->zero_S = dist_shard_size(be->model->num_parameters, dist_world());
         size_t l = strlen(dp_desc);
@@ -194,12 +198,10 @@ static void gpu_be_adamw_step(Backend *be, float lr, float weight_decay, float g
 #ifdef USE_NCCL
     GPUBackend *g = (GPUBackend *)be;
     if (g->zero_S) { // ZeRO-1: every shard's update (the fp32 masters and the copy the kernels read) to every rank
-        float *p32, *grads;
+        float *p32;
         void *px, *stream;
         int px_bf16;
-        size_t n;
-        gpu_full_params(g->gm, &p32, &px, &px_bf16);
-        gpu_trainable_grads(g->gm, &grads, &n, &stream);
+        gpu_full_params(g->gm, &p32, &px, &px_bf16, &stream);
         nccl_dp_allgather(&g->dp, p32, g->zero_S, 0, (cudaStream_t)stream);
         if (px != (void *)p32) nccl_dp_allgather(&g->dp, px, g->zero_S, px_bf16, (cudaStream_t)stream);
     }

@@ -209,12 +209,18 @@ static int run_check_ranks_agree(Run *r, const char *when) {
 // ZeRO-1 and state.bin: the file holds every moment (so a run resumes at any rank count, with or
 // without -z). gather: every rank's shard into full-size buffers on rank 0 (a collective: every rank
 // calls it); scatter: a full-size AdamW read from the file, each rank keeping its shard.
-static void run_gather_moments(Run *r, AdamW *full) {
+// full: r->opt's groups and settings with every moment: r->opt itself when unsharded, else
+// full-size buffers (allocated when `alloc`), freed by run_free_gathered.
+static void run_full_moments(Run *r, AdamW *full, int alloc) {
     *full = r->opt;
     if (!adamw_sharded(&r->opt)) return;
     full->lo = 0; full->hi = full->total;
-    full->m = dist_is_main() ? xcalloc(full->total, sizeof(float), "optimizer m (gathered)") : NULL;
-    full->v = dist_is_main() ? xcalloc(full->total, sizeof(float), "optimizer v (gathered)") : NULL;
+    full->m = alloc ? xcalloc(full->total, sizeof(float), "optimizer m (all shards)") : NULL;
+    full->v = alloc ? xcalloc(full->total, sizeof(float), "optimizer v (all shards)") : NULL;
+}
+static void run_gather_moments(Run *r, AdamW *full) {
+    run_full_moments(r, full, dist_is_main());
+    if (!adamw_sharded(&r->opt)) return;
     dist_gather_f32(r->opt.m, full->m, full->total, 0);
     dist_gather_f32(r->opt.v, full->v, full->total, 0);
 }
@@ -445,19 +451,15 @@ static int run_open_outputs(Run *r) {
         join_path(r->path, sizeof(r->path), cfg->output_dir, "state.bin");
         if (load_state(r->path, &r->model, NULL, &r->pos, e, sizeof(e)) != 0) RUN_FAIL(r, "-y: %s", e);
         setup_optimizer(be, cfg); // the groups of the restored mask, then the moments
-        AdamW full = r->opt;      // ZeRO-1: the file's every moment, then this rank's shard of them
-        if (adamw_sharded(&r->opt)) {
-            full.lo = 0; full.hi = full.total;
-            full.m = xcalloc(full.total, sizeof(float), "optimizer m (resume)");
-            full.v = xcalloc(full.total, sizeof(float), "optimizer v (resume)");
-        }
+        AdamW full;               // ZeRO-1: the file's every moment, then this rank's shard of them
+        run_full_moments(r, &full, 1);
         int rc = load_state(r->path, &r->model, &full, &r->pos, e, sizeof(e));
+        r->opt.t = full.t;
         if (adamw_sharded(&r->opt)) {
             memcpy(r->opt.m, full.m + r->opt.lo, (r->opt.hi - r->opt.lo) * sizeof(float));
             memcpy(r->opt.v, full.v + r->opt.lo, (r->opt.hi - r->opt.lo) * sizeof(float));
-            r->opt.t = full.t;
-            free(full.m); free(full.v);
-        } else r->opt = full;
+        }
+        run_free_gathered(r, &full);
         if (rc != 0) RUN_FAIL(r, "-y: %s", e);
         if (r->have_train && dataloader_seek(&r->train, r->pos.epoch, r->pos.shard, r->pos.row) != 0) RUN_FAIL(r, "-y: %s", r->train.err);
         printf("resumed from %s at step %d (phase %d)\n", r->path, r->pos.step, r->pos.phase);
